@@ -1,0 +1,131 @@
+"""Settings from CDS_* environment variables, read and checked in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cds_service.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENTS = ("development", "test", "production")
+LANGUAGES = ("nl", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The service's configuration; see the README's configuration table."""
+
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'cds.db'}"
+    fhir_allowlist: tuple[str, ...] = ()
+    default_language: str = "nl"
+    log_level: str = "INFO"
+    max_request_bytes: int = 5 * 1024 * 1024
+    fhir_timeout_seconds: float = 1.5
+    fhir_max_pages: int = 10
+    show_indicated_cards: bool = True
+    qcdsm_id: str = "lumbar-imaging-cds"
+    mappings_dir: Path = PROJECT_ROOT / "mappings"
+    cards_dir: Path = PROJECT_ROOT / "cards"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        """True when loopback FHIR servers and other conveniences are allowed."""
+        return self.env in ("development", "test")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (used by tests and the CLI)."""
+        return replace(self, **changes)
+
+
+# name -> (attribute, parser); one table so the README and the code cannot drift apart
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+
+
+ENV_VARS: dict[str, tuple[str, Any]] = {
+    "CDS_ENV": ("env", str),
+    "CDS_HOST": ("host", str),
+    "CDS_PORT": ("port", int),
+    "CDS_PUBLIC_BASE_URL": ("public_base_url", lambda v: v.rstrip("/")),
+    "CDS_DATABASE_URL": ("database_url", str),
+    "CDS_FHIR_SERVER_ALLOWLIST": ("fhir_allowlist", _csv),
+    "CDS_DEFAULT_LANGUAGE": ("default_language", str),
+    "CDS_LOG_LEVEL": ("log_level", lambda v: v.upper()),
+    "CDS_MAX_REQUEST_BYTES": ("max_request_bytes", int),
+    "CDS_FHIR_TIMEOUT_SECONDS": ("fhir_timeout_seconds", float),
+    "CDS_FHIR_MAX_PAGES": ("fhir_max_pages", int),
+    "CDS_SHOW_INDICATED_CARDS": ("show_indicated_cards", _bool),
+    "CDS_QCDSM_ID": ("qcdsm_id", str),
+    "CDS_MAPPINGS_DIR": ("mappings_dir", Path),
+    "CDS_CARDS_DIR": ("cards_dir", Path),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read CDS_* variables into Settings, refusing unusable or unsafe values."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (attribute, parse) in ENV_VARS.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attribute] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
+    return validate(Settings(**values))
+
+
+def validate(settings: Settings) -> Settings:
+    """Check a Settings object; raise ConfigError naming the variable at fault."""
+    if settings.env not in ENVIRONMENTS:
+        raise ConfigError(f"CDS_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    if settings.default_language not in LANGUAGES:
+        raise ConfigError(f"CDS_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
+    if settings.log_level not in LOG_LEVELS:
+        raise ConfigError(f"CDS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if not 0 < settings.port < 65536:
+        raise ConfigError("CDS_PORT must be between 1 and 65535")
+    if settings.max_request_bytes < 1024:
+        raise ConfigError("CDS_MAX_REQUEST_BYTES must be at least 1024")
+    if settings.fhir_timeout_seconds <= 0:
+        raise ConfigError("CDS_FHIR_TIMEOUT_SECONDS must be positive")
+    if settings.fhir_max_pages < 1:
+        raise ConfigError("CDS_FHIR_MAX_PAGES must be at least 1")
+    base = urlsplit(settings.public_base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ConfigError("CDS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+    for entry in settings.fhir_allowlist:
+        parts = urlsplit(entry)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"CDS_FHIR_SERVER_ALLOWLIST: {entry!r} is not an absolute URL")
+    if settings.env == "production":
+        if base.scheme != "https":
+            raise ConfigError("CDS_PUBLIC_BASE_URL must use https in production")
+        if any(urlsplit(e).scheme != "https" for e in settings.fhir_allowlist):
+            raise ConfigError("CDS_FHIR_SERVER_ALLOWLIST entries must use https in production")
+    for directory, name in ((settings.mappings_dir, "CDS_MAPPINGS_DIR"),
+                            (settings.cards_dir, "CDS_CARDS_DIR")):
+        if not Path(directory).is_dir():
+            raise ConfigError(f"{name}: {directory} is not a directory")
+    return settings
