@@ -103,9 +103,7 @@ class FhirClient:
 
     def __repr__(self) -> str:
         # Spelled out so that a token never turns up in a traceback's locals or a debug log.
-        return (
-            f"FhirClient({_display_url(self.base_url)!r}, token={'yes' if self._token else 'no'})"
-        )
+        return f"FhirClient({display_url(self.base_url)!r}, token={'yes' if self._token else 'no'})"
 
     def search(self, query: str) -> list[dict[str, Any]]:
         """Run a type-level search ("Condition?patient=1") and return the matching resources."""
@@ -332,8 +330,8 @@ def _path_segments(path: str) -> tuple[str, ...]:
     return tuple(segment for segment in path.split("/") if segment)
 
 
-def _display_url(url: str) -> str:
-    """The URL without user-info, for messages."""
+def display_url(url: str) -> str:
+    """The URL without user-info, query or fragment: safe to put in messages."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return f"{parts.scheme}://{netloc}{parts.path}"
