@@ -1,0 +1,87 @@
+"""The Flask application factory: settings, knowledge, blueprints, CORS and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import requests
+from flask import Flask, Response, send_file
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from cds_service.cards.render import load_catalogue
+from cds_service.config import PROJECT_ROOT, Settings, load_settings
+from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
+from cds_service.hooks.routes import bp as hooks_bp
+from cds_service.hooks.routes import json_response
+from cds_service.rules.knowledge import load_knowledge
+from cds_service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+OPENAPI_PATH = PROJECT_ROOT / "openapi.yaml"
+HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the service; settings default to the CDS_* environment variables."""
+    settings = settings or load_settings()
+    logging.basicConfig(level=settings.log_level)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    # Loaded once at start-up so a broken mapping or card file stops the service, not a request.
+    app.extensions["cds_runtime"] = Runtime(
+        settings=settings,
+        knowledge=load_knowledge(Path(settings.mappings_dir)),
+        catalogue=load_catalogue(Path(settings.cards_dir)),
+        fhir_session=requests.Session(),
+    )
+    CORS(
+        app,
+        resources={r"/*": {"origins": "*"}},
+        allow_headers=["Authorization", "Content-Type", "Accept", "Accept-Language"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+    )
+    app.register_blueprint(hooks_bp)
+    _register_error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness: the process answers."""
+        return json_response({"status": "ok"})
+
+    @app.get("/openapi.yaml")
+    def openapi() -> Response:
+        """The OpenAPI 3.1 description of this service."""
+        return send_file(OPENAPI_PATH, mimetype="application/yaml")
+
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CdsError)
+    def cds_error(error: CdsError) -> Response:
+        return json_response(error.to_operation_outcome(), error.status)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_: RequestEntityTooLarge) -> Response:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        error = PayloadTooLarge(f"request body exceeds {limit} bytes", expression="$")
+        return json_response(error.to_operation_outcome(), error.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        issue = Issue(HTTP_ISSUE_CODES.get(status, "processing"), error.description or error.name)
+        response = json_response(operation_outcome([issue]), status)
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        # The trace stays in the server log; the client learns only that it was our fault.
+        log.exception("unhandled error", exc_info=error)
+        issue = Issue("exception", "internal error; the incident was logged")
+        return json_response(operation_outcome([issue]), 500)

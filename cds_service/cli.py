@@ -1,0 +1,116 @@
+"""Command line: `cds-service serve | evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cds_service.config import PROJECT_ROOT
+
+
+def _serve(_: argparse.Namespace) -> int:
+    entrypoint = PROJECT_ROOT / "docker" / "entrypoint.sh"
+    os.execvp("sh", ["sh", str(entrypoint)])  # noqa: S606,S607 - replaces this process by design
+    return 0  # pragma: no cover
+
+
+def _trail_lines(result: Any, language: str) -> list[str]:
+    from cds_service.cards.render import load_catalogue
+
+    lines = [f"hook: {result.hook}   language: {language}"]
+    if not result.orders:
+        lines.append("no lumbar imaging order in scope: no card, no rating")
+    catalogue = load_catalogue(PROJECT_ROOT / "cards")
+    for item in result.orders:
+        decision = item.decision
+        order = decision.order
+        lines.append("")
+        lines.append(f"{order.reference}  {order.modality.value}  ({order.code_display})")
+        lines.append(f"  decision: {decision.outcome.value}   policy {decision.policy_version}")
+        for criterion in decision.criteria:
+            reason = catalogue.reason_label(criterion.reason, criterion.id, language)
+            lines.append(f"  [{criterion.status.value:>7}] {criterion.id}: {reason}")
+            for ref in criterion.evidence:
+                lines.append(f"            evidence {ref}")
+        for advice in decision.advice:
+            lines.append(f"  advice: {advice.code} ({advice.reason})")
+        if decision.missing:
+            lines.append(f"  missing data: {', '.join(decision.missing)}")
+    return lines
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import requests
+
+    from cds_service.cards.render import load_catalogue
+    from cds_service.config import load_settings
+    from cds_service.errors import CdsError
+    from cds_service.evaluation import evaluate
+    from cds_service.hooks.discovery import SERVICES
+    from cds_service.hooks.validation import validate_hook_request
+    from cds_service.rules.knowledge import load_knowledge
+
+    try:
+        request = json.loads(Path(args.request).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"cannot read {args.request}: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    hooks = {s.hook for s in SERVICES.values()}
+    try:
+        hook = request.get("hook") if isinstance(request, dict) else None
+        if hook not in hooks:
+            print(f"hook must be one of {sorted(hooks)}", file=sys.stderr)
+            return 2
+        validate_hook_request(request, hook)
+        now = datetime.fromisoformat(args.now) if args.now else None
+        result = evaluate(
+            request,
+            settings=settings,
+            knowledge=load_knowledge(Path(settings.mappings_dir)),
+            catalogue=load_catalogue(Path(settings.cards_dir)),
+            accept_language=args.lang,
+            now=now,
+            session=requests.Session(),
+        )
+    except CdsError as exc:
+        print(json.dumps(exc.to_operation_outcome(), indent=2), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.response, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(_trail_lines(result, result.language)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all sub-commands."""
+    parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service under gunicorn (CDS_* settings)")
+    serve.set_defaults(func=_serve)
+    evaluate = commands.add_parser(
+        "evaluate", help="print the decision trail for a hook request file, without a server"
+    )
+    evaluate.add_argument("request", help="a CDS Hooks order-select or order-sign request (JSON)")
+    evaluate.add_argument("--lang", choices=("nl", "en"), help="card language")
+    evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response")
+    evaluate.add_argument("--now", help="evaluate as of this ISO 8601 moment (default: now)")
+    evaluate.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cds-service` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

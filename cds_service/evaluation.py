@@ -1,0 +1,130 @@
+"""One hook call from request to response: orders, prefetch, facts, decisions, cards, ratings.
+
+The same function serves the web service and `cds-service evaluate`, so both give the same
+answer for the same request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from cds_service.cards.language import negotiate
+from cds_service.cards.pama import rating_action
+from cds_service.cards.render import Catalogue, render_card
+from cds_service.config import Settings
+from cds_service.errors import InvalidRequest
+from cds_service.fhir.facts import extract_facts
+from cds_service.fhir.orders import draft_resources, lumbar_orders, orders_to_evaluate
+from cds_service.fhir.prefetch import flatten, resolve_prefetch
+from cds_service.hooks.discovery import PREFETCH
+from cds_service.hooks.response import hook_response
+from cds_service.rules.decide import decide
+from cds_service.rules.knowledge import Knowledge
+from cds_service.rules.model import Decision, Outcome, PatientFacts
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvaluation:
+    """The decision for one in-scope order and what the response carries for it."""
+
+    decision: Decision
+    card: dict[str, Any] | None
+    action: dict[str, Any] | None
+    consult_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Everything one hook call produced, for the response, the audit and the CLI."""
+
+    hook: str
+    language: str
+    orders: tuple[OrderEvaluation, ...]
+    facts: PatientFacts | None
+    response: dict[str, Any]
+
+
+def _check_patient(prefetch: Mapping[str, Any], patient_id: str) -> Mapping[str, Any] | None:
+    patient = prefetch.get("patient")
+    if not isinstance(patient, Mapping):
+        return None
+    if patient.get("resourceType") != "Patient":
+        raise InvalidRequest(
+            "prefetch.patient: must be a Patient resource", expression="prefetch.patient"
+        )
+    if patient.get("id") not in (None, patient_id):
+        raise InvalidRequest(
+            "prefetch.patient: id does not match context.patientId",
+            expression="prefetch.patient.id",
+        )
+    return patient
+
+
+def _decision_entry(item: OrderEvaluation) -> dict[str, Any]:
+    decision = item.decision
+    return {
+        "order": decision.order.reference,
+        "modality": decision.order.modality.value,
+        "decision": decision.outcome.value,
+        "criteria": [c.id for c in decision.decisive],
+        "checked": [
+            {"id": c.id, "status": c.status.value, "reason": c.reason} for c in decision.criteria
+        ],
+        "missing": list(decision.missing),
+        "advice": [a.code for a in decision.advice],
+        "card": item.card["uuid"] if item.card else None,
+        "consultId": f"urn:uuid:{item.consult_id}",
+    }
+
+
+def evaluate(
+    request: Mapping[str, Any],
+    *,
+    settings: Settings,
+    knowledge: Knowledge,
+    catalogue: Catalogue,
+    accept_language: str | None = None,
+    now: datetime | None = None,
+    session: requests.Session | None = None,
+) -> Evaluation:
+    """Evaluate a validated hook request and build its CDS Hooks response."""
+    now = now or datetime.now(UTC)
+    hook = request["hook"]
+    context = request["context"]
+    drafts = orders_to_evaluate(context, hook)
+    in_scope = lumbar_orders(drafts, knowledge)
+    if not in_scope:
+        # Nothing to judge: answer at once, without touching the FHIR server.
+        language = negotiate(accept_language, None, settings.default_language)
+        return Evaluation(hook, language, (), None, hook_response([], [], []))
+
+    prefetch = resolve_prefetch(request, PREFETCH, settings, session=session)
+    patient = _check_patient(prefetch, context["patientId"])
+    language = negotiate(accept_language, patient, settings.default_language)
+    all_drafts = draft_resources(context.get("draftOrders") or {})
+    exclude = {f"{d.get('resourceType')}/{d.get('id')}" for d in all_drafts if d.get("id")}
+    facts = extract_facts(flatten(prefetch), knowledge=knowledge, now=now, exclude=exclude)
+
+    results = []
+    for draft, order in in_scope:
+        decision = decide(facts, order, knowledge.policy)
+        consult_id = str(uuid.uuid4())
+        show = settings.show_indicated_cards or decision.outcome is not Outcome.INDICATED
+        card = render_card(decision, language, catalogue) if show else None
+        action = rating_action(
+            draft, decision, consult_id=consult_id, qcdsm_id=settings.qcdsm_id, language=language
+        )
+        results.append(OrderEvaluation(decision, card, action, consult_id))
+
+    response = hook_response(
+        [r.card for r in results if r.card],
+        [r.action for r in results if r.action],
+        [_decision_entry(r) for r in results],
+    )
+    return Evaluation(hook, language, tuple(results), facts, response)

@@ -1,0 +1,91 @@
+"""HTTP endpoints of the CDS Hooks protocol: discovery and service calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from cds_service.errors import InvalidRequest, UnknownService, WrongHook
+from cds_service.evaluation import evaluate
+from cds_service.hooks.discovery import SERVICES, ServiceDefinition, discovery_document
+from cds_service.hooks.validation import validate_hook_request
+from cds_service.runtime import runtime
+
+bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
+log = logging.getLogger(__name__)
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A compact JSON response."""
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )
+
+
+def _service(service_id: str) -> ServiceDefinition:
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise UnknownService(f"no CDS service with id '{service_id[:80]}'", expression="id")
+    return service
+
+
+def parse_json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest saying where parsing failed."""
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise InvalidRequest("request body is empty; a JSON object is required", expression="$")
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("request body is not UTF-8 text", expression="$") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", expression="$"
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object", expression="$")
+    return body
+
+
+@bp.get("")
+def discovery() -> Response:
+    """GET /cds-services: the services offered."""
+    return json_response(discovery_document())
+
+
+@bp.post("/<service_id>")
+def call_service(service_id: str) -> Response:
+    """POST /cds-services/{id}: evaluate the draft orders of an order-select or order-sign call."""
+    service = _service(service_id)
+    body = parse_json_body()
+    hook = body.get("hook")
+    if isinstance(hook, str) and hook != service.hook:
+        raise WrongHook(
+            f"hook: service '{service.id}' answers '{service.hook}', not '{hook[:40]}'",
+            expression="hook",
+        )
+    validate_hook_request(body, service.hook)
+    state = runtime()
+    result = evaluate(
+        body,
+        settings=state.settings,
+        knowledge=state.knowledge,
+        catalogue=state.catalogue,
+        accept_language=request.headers.get("Accept-Language"),
+        session=state.fhir_session,
+    )
+    log.info(
+        "hook evaluated",
+        extra={
+            "service": service.id,
+            "hook_instance": str(body.get("hookInstance"))[:128],
+            "orders": len(result.orders),
+            "decisions": [o.decision.outcome.value for o in result.orders],
+        },
+    )
+    return json_response(result.response)

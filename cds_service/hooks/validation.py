@@ -1,0 +1,110 @@
+"""JSON Schema validators for hook requests and responses, compiled once, errors as JSON paths."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from cds_service.errors import InvalidRequest, Issue
+
+SCHEMA_FILES = (
+    "hook-request.schema.json",
+    "cds-response.schema.json",
+    "discovery.schema.json",
+    "operation-outcome.schema.json",
+)
+HOOK_DEFS = {"order-select": "orderSelectRequest", "order-sign": "orderSignRequest"}
+MAX_ISSUES = 20
+
+
+@cache
+def schemas() -> dict[str, dict[str, Any]]:
+    """The packaged JSON Schemas by file name, each checked against the metaschema."""
+    package = resources.files("cds_service.hooks") / "schemas"
+    loaded = {}
+    for name in SCHEMA_FILES:
+        schema = json.loads((package / name).read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        loaded[name] = schema
+    return loaded
+
+
+@cache
+def registry() -> Registry:
+    """A referencing registry holding every packaged schema under its $id and file name."""
+    pairs = []
+    for name, schema in schemas().items():
+        resource = Resource.from_contents(schema)
+        pairs.append((schema["$id"], resource))
+        pairs.append((name, resource))
+    return Registry().with_resources(pairs)
+
+
+@cache
+def validator(name: str, pointer: str = "") -> Draft202012Validator:
+    """A compiled validator for a schema file, or for a $defs entry inside it."""
+    schema: dict[str, Any] = schemas()[name]
+    if pointer:
+        schema = {"$ref": f"{schema['$id']}#{pointer}"}
+    return Draft202012Validator(schema, registry=registry())
+
+
+def json_path(error: ValidationError) -> str:
+    """The location of a validation error as a JSONPath-like string (e.g. context.selections[0])."""
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = next(
+            (k for k in error.validator_value if k not in error.instance), None
+        )
+        if missing:
+            path = f"{path}.{missing}" if path else missing
+    return path or "$"
+
+
+def _message(error: ValidationError) -> str:
+    if error.validator == "required":
+        return "required field is missing"
+    if error.validator == "const":
+        return f"must be {json.dumps(error.validator_value)}"
+    if error.validator == "pattern":
+        return "has an invalid format"
+    if error.validator == "type":
+        return f"must be of type {error.validator_value}"
+    if error.validator == "minItems":
+        return "must not be empty"
+    if error.validator == "dependentRequired":
+        return "fhirServer is required when fhirAuthorization is given"
+    return error.message if len(error.message) < 200 else error.message[:197] + "..."
+
+
+def validate_hook_request(body: Any, hook: str) -> None:
+    """Raise InvalidRequest listing every schema violation of a hook request, by JSON path."""
+    check = validator("hook-request.schema.json", f"/$defs/{HOOK_DEFS[hook]}")
+    errors = sorted(check.iter_errors(body), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return
+    issues = []
+    seen = set()
+    for error in errors:
+        path = json_path(error)
+        message = _message(error)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        issues.append(Issue("invalid", f"{path}: {message}", path))
+        if len(issues) >= MAX_ISSUES:
+            break
+    raise InvalidRequest(issues[0].diagnostics, issues=issues)
+
+
+def response_errors(body: Any) -> list[str]:
+    """Schema violations of a CDS Hooks response (used by tests and the self-check)."""
+    return [f"{json_path(e)}: {e.message}" for e in validator("cds-response.schema.json").iter_errors(body)]
