@@ -1,0 +1,920 @@
+"""FHIR R4 resources reduced to one frozen PatientFacts: the only patient input of the rules.
+
+`extract_facts` validates every resource with the fhir.resources R4B models (a resource that is
+not valid FHIR is skipped with a data note, never guessed at), recognises concepts by code first
+and by text second through `Knowledge`, and reads dates, values and statuses from the model.
+It never raises on input data: anything unreadable becomes a short data note such as
+"Observation/7: unit not convertible" — codes and references only, never free text.
+
+Rules of reading, per resource type (the tests in tests/unit/fhir/test_facts.py pin them):
+
+- Skipped everywhere: status entered-in-error; Conditions verified refuted; Observations
+  cancelled; Procedures not-done; MedicationStatements not-taken; MedicationRequests cancelled
+  or draft (never dispensed); ServiceRequests revoked; any resource named in `exclude` (the
+  draft orders being judged) or based on one.
+- Condition: a finding per recognised concept; clinicalStatus inactive/resolved/remission makes
+  it history (`current=False`). `when` = onset (dateTime or period start), else recordedDate.
+- Observation: measurements (temperature in °C, weight in kg, MRC grade, examination results,
+  pain and Oswestry scores) and a finding per other recognised concept. A value of no / absent /
+  negative (valueBoolean false included) turns the code's concepts into `absent`.
+- Procedure: spinal procedures (performed, or planned when in preparation / on hold), active
+  and passive care sessions, prior lumbar imaging, surgical referrals.
+- ServiceRequest: planned spinal procedures (active / draft / on-hold) and surgical referrals
+  (active / on-hold / completed) — never prior imaging.
+- ImagingStudy, DiagnosticReport: prior lumbar imaging.
+- MedicationStatement, MedicationRequest: courses of recognised medication concepts
+  (see `_statement_course` and `_request_course`).
+- Every resource: "surgical-indication" from any of its texts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fhir.resources.R4B import get_fhir_model_class
+
+from cds_service.fhir import exam
+from cds_service.fhir.dates import age_in_years, earliest, is_partial, to_date
+from cds_service.fhir.units import (
+    as_float,
+    celsius,
+    duration_days,
+    kilograms,
+    mrc_grade,
+    unit_key,
+)
+from cds_service.rules.model import (
+    CareEpisode,
+    Finding,
+    Medication,
+    Modality,
+    PatientFacts,
+    PriorImaging,
+    Score,
+    Strength,
+)
+
+if TYPE_CHECKING:
+    from cds_service.rules.knowledge import Knowledge, TextMatch
+
+logger = logging.getLogger(__name__)
+
+# The resource types read, each with its reader method; every other type is ignored.
+_READERS = {
+    "Patient": "_read_patient",
+    "Condition": "_read_condition",
+    "Observation": "_read_observation",
+    "Procedure": "_read_procedure",
+    "ServiceRequest": "_read_service_request",
+    "ImagingStudy": "_read_imaging_study",
+    "DiagnosticReport": "_read_diagnostic_report",
+    "MedicationStatement": "_read_medication_statement",
+    "MedicationRequest": "_read_medication_request",
+}
+# FHIR id syntax; anything else is never echoed into a note (it could hold free text).
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_NUMBER = re.compile(r"^\s*(\d{1,3}(?:[.,]\d+)?)\s*(?:/\s*(?:10|100))?\s*%?\s*$")
+
+EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
+_ORDER_MODALITY = {
+    "lumbar-xray": Modality.XRAY,
+    "lumbar-mri": Modality.MRI,
+    "lumbar-ct": Modality.CT,
+}
+_CARE_KIND = {"active-care": "active", "passive-care": "passive"}
+_SCORE_KIND = {"pain-score": ("pain-nrs", 10.0), "oswestry": ("oswestry", 100.0)}
+# DICOM modality codes of ImagingStudy.series.modality.
+_DICOM_MODALITY = {"MR": Modality.MRI, "CT": Modality.CT, "CR": Modality.XRAY, "DX": Modality.XRAY}
+# Series bodySite: SNOMED "Lumbar spine structure" and the DICOM body part "LSPINE".
+_LUMBAR_BODY_SITES = frozenset({"122496007", "LSPINE"})
+
+_CONDITION_IGNORED = frozenset({"entered-in-error", "refuted"})
+_CONDITION_HISTORY = frozenset({"inactive", "resolved", "remission"})
+_PROCEDURE_PERFORMED = frozenset({"completed", "in-progress", "stopped"})
+_PROCEDURE_PLANNED = frozenset({"preparation", "on-hold"})
+_REQUEST_PLANNED = frozenset({"active", "draft", "on-hold"})
+_REQUEST_REFERRAL = frozenset({"active", "on-hold", "completed"})
+_REPORT_DONE = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
+_STUDY_IGNORED = frozenset({"cancelled", "entered-in-error"})
+
+
+def extract_facts(
+    resources: Iterable[Mapping[str, Any]],
+    *,
+    knowledge: Knowledge,
+    now: datetime,
+    exclude: Collection[str] = (),
+) -> PatientFacts:
+    """Reduce FHIR R4 resource dicts to one PatientFacts; never raises on the resources' shape."""
+    builder = _Builder(knowledge, now, _normalise_references(exclude))
+    try:
+        items = iter(resources)
+    except TypeError:
+        builder.note("input: not a list of resources")
+        return builder.build()
+    for index, item in enumerate(items):
+        builder.add(index, item)
+    return builder.build()
+
+
+def _normalise_references(references: Collection[str]) -> frozenset[str]:
+    """ "Type/id" of each reference, also from absolute URLs and versioned references."""
+    normalised = set()
+    for reference in references if isinstance(references, Iterable) else ():
+        if not isinstance(reference, str):
+            continue
+        parts = [p for p in reference.split("/_history/")[0].split("/") if p]
+        if len(parts) >= 2:
+            normalised.add(f"{parts[-2]}/{parts[-1]}")
+    return frozenset(normalised)
+
+
+# -- reading the models -----------------------------------------------------------------------
+
+
+def _codes(concept: Any) -> set[str]:
+    """The codes of a CodeableConcept (any system), e.g. a clinicalStatus."""
+    if concept is None:
+        return set()
+    return {c.code for c in concept.coding or () if c.code}
+
+
+def _notes(model: Any) -> list[str]:
+    return [n.text for n in getattr(model, "note", None) or () if n.text]
+
+
+def _period_start(period: Any) -> Any:
+    return period.start if period is not None else None
+
+
+def _period_end(period: Any) -> Any:
+    return period.end if period is not None else None
+
+
+def _texts_of(concept: Any) -> list[str]:
+    """code.text and every coding.display of a CodeableConcept."""
+    if concept is None:
+        return []
+    texts = [c.display for c in concept.coding or () if c.display]
+    if concept.text:
+        texts.append(concept.text)
+    return texts
+
+
+@dataclass(slots=True)
+class _Hit:
+    """One concept recognised in one resource."""
+
+    strength: Strength
+    qualifiers: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Recognised:
+    """Concepts found in one resource: positive hits, and concepts only stated as absent."""
+
+    hits: dict[str, _Hit]
+    negated: dict[str, set[str]]
+    texts: list[str]
+
+
+class _Builder:
+    """Accumulates facts resource by resource; `build` freezes them into PatientFacts."""
+
+    def __init__(self, knowledge: Knowledge, now: datetime, exclude: frozenset[str]) -> None:
+        self.knowledge = knowledge
+        self.now = now
+        self.tz = now.tzinfo
+        self.today = now.date()
+        self.exclude = exclude
+        # Per-call caches: a hook call repeats the same codes and texts many times over
+        # (10,000 temperature Observations share one code), so each is looked up once.
+        self._coding_cache: dict[tuple[str, str], frozenset[str]] = {}
+        self._text_cache: dict[str, tuple[TextMatch, ...]] = {}
+        self._modality_cache: dict[str, Modality | None] = {}
+        self._kind_cache: dict[str, str | None] = {}
+        self.age: int | None = None
+        self.patient_seen = False
+        self.findings: dict[tuple[str, str], Finding] = {}
+        self.absent: dict[tuple[str, str], Finding] = {}
+        self.episode_dates: list[date] = []
+        self.episode_references: list[str] = []
+        self.prior_episodes: list[Finding] = []
+        self.other_condition_dates: list[date] = []
+        self.medications: list[Medication] = []
+        self.care: dict[str, list[tuple[date, date, str]]] = {}
+        self.scores: list[Score] = []
+        self.prior_imaging: list[PriorImaging] = []
+        self.notes: dict[str, None] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        """Record a data note once."""
+        self.notes.setdefault(text, None)
+
+    def add(self, index: int, item: Any) -> None:
+        """Validate one resource dict and hand its model to the reader for its type."""
+        if not isinstance(item, Mapping):
+            self.note(f"input[{index}]: not a resource")
+            return
+        kind = item.get("resourceType")
+        if not isinstance(kind, str):
+            self.note(f"input[{index}]: no resourceType")
+            return
+        if kind not in _READERS:
+            return
+        raw_id = item.get("id")
+        has_id = isinstance(raw_id, str) and _FHIR_ID.match(raw_id) is not None
+        reference = f"{kind}/{raw_id}" if has_id else f"{kind}/#{index}"
+        if reference in self.exclude:
+            return
+        try:
+            model = get_fhir_model_class(kind).model_validate(dict(item))
+        except Exception:  # pydantic ValidationError, or anything odd in the dict
+            self.note(f"{reference}: not valid FHIR R4")
+            return
+        if getattr(model, "status", None) == "entered-in-error":
+            return
+        try:
+            getattr(self, _READERS[kind])(model, reference)
+        except Exception:
+            # A reader bug or an unforeseen shape must not fail the hook: note it, log the
+            # reference only (no patient data), and carry on with the other resources.
+            logger.exception("facts: %s could not be read", reference)
+            self.note(f"{reference}: not readable")
+
+    def when(self, value: Any) -> date | None:
+        """A FHIR date value as a calendar date in the hook call's time zone."""
+        return to_date(value, self.tz)
+
+    def kind(self, concept: str) -> str | None:
+        """The concept's kind from concepts.yaml ("condition", "measurement", ...)."""
+        if concept not in self._kind_cache:
+            entry = self.knowledge.concepts.get(concept)
+            self._kind_cache[concept] = getattr(entry, "kind", None)
+        return self._kind_cache[concept]
+
+    def order_modality(self, text: str) -> Modality | None:
+        """knowledge.order_modality, cached per text."""
+        if text not in self._modality_cache:
+            self._modality_cache[text] = self.knowledge.order_modality(text)
+        return self._modality_cache[text]
+
+    def recognise(self, concepts: Iterable[Any], texts: Iterable[str | None] = ()) -> _Recognised:
+        """Concepts of CodeableConcepts (codes first) and texts; code beats text, text beats no."""
+        hits: dict[str, _Hit] = {}
+        all_texts: list[str] = []
+        for concept in concepts:
+            if concept is None:
+                continue
+            for coding in concept.coding or ():
+                if coding.system and coding.code:
+                    key = (coding.system, coding.code)
+                    found = self._coding_cache.get(key)
+                    if found is None:
+                        found = self.knowledge.concepts_for_coding(*key)
+                        self._coding_cache[key] = found
+                    for concept_id in found:
+                        hits.setdefault(concept_id, _Hit(Strength.CODE))
+            all_texts.extend(_texts_of(concept))
+        all_texts.extend(t for t in texts if t)
+        negated: dict[str, set[str]] = {}
+        for text in all_texts:
+            matches = self._text_cache.get(text)
+            if matches is None:
+                matches = tuple(self.knowledge.match_text(text))
+                self._text_cache[text] = matches
+            for match in matches:
+                if match.negated:
+                    negated.setdefault(match.concept, set()).update(match.qualifiers)
+                    continue
+                hit = hits.get(match.concept)
+                if hit is None:
+                    hit = hits[match.concept] = _Hit(Strength.TEXT)
+                hit.qualifiers.update(match.qualifiers)
+        # A concept both coded (or positively worded) and negated in one resource is taken as
+        # present: the negation usually belongs to another sentence ("no longer ...").
+        for concept_id in hits:
+            negated.pop(concept_id, None)
+        return _Recognised(hits, negated, all_texts)
+
+    def put(self, finding: Finding, *, absent: bool = False) -> None:
+        """Store a finding, merging with one of the same concept from the same resource."""
+        store = self.absent if absent else self.findings
+        key = (finding.concept, finding.reference)
+        old = store.get(key)
+        if old is None:
+            store[key] = finding
+            return
+        store[key] = replace(
+            old,
+            when=old.when or finding.when,
+            strength=Strength.CODE
+            if Strength.CODE in (old.strength, finding.strength)
+            else (Strength.TEXT),
+            severity=old.severity or finding.severity,
+            value=old.value if old.value is not None else finding.value,
+            unit=old.unit or finding.unit,
+            qualifiers=old.qualifiers | finding.qualifiers,
+            current=old.current and finding.current,
+        )
+
+    def surgical_indication(self, recognised: _Recognised, reference: str, when: date | None):
+        """The text-only "surgical-indication" concept, from whichever resource states it."""
+        hit = recognised.hits.get("surgical-indication")
+        if hit is not None:
+            self.put(
+                Finding(
+                    "surgical-indication",
+                    reference,
+                    when,
+                    hit.strength,
+                    qualifiers=frozenset(hit.qualifiers),
+                )
+            )
+
+    def structural_qualifiers(self, body_sites: Iterable[Any]) -> set[str]:
+        """Laterality from bodySite codes (SNOMED qualifier values) or their words."""
+        found: set[str] = set()
+        for site in body_sites:
+            if site is None:
+                continue
+            for coding in site.coding or ():
+                side = exam.LATERALITY_CODES.get(coding.code or "")
+                if side:
+                    found.add(side)
+            for text in _texts_of(site):
+                found |= exam.laterality_from_text(text)
+        if {"left", "right"} <= found:
+            found.add("bilateral")
+        return found
+
+    # -- Patient -------------------------------------------------------------------------------
+
+    def _read_patient(self, patient: Any, reference: str) -> None:
+        """Age in whole years at the hook call; the first Patient wins."""
+        if self.patient_seen:
+            return
+        self.patient_seen = True
+        birth = self.when(patient.birthDate)
+        if birth is None:
+            self.note(f"{reference}: no birthDate")
+            return
+        if is_partial(patient.birthDate):
+            # "1970" or "1970-03" counts from its first day: the age may be one year high,
+            # which errs towards the age-based red flags rather than away from them.
+            self.note(f"{reference}: birthDate partial")
+        age = age_in_years(birth, self.today)
+        if age < 0:
+            self.note(f"{reference}: birthDate in the future")
+            return
+        self.age = age
+
+    # -- Condition -----------------------------------------------------------------------------
+
+    def _read_condition(self, condition: Any, reference: str) -> None:
+        """Findings, the back-pain episode and the record's history from one Condition."""
+        if _codes(condition.verificationStatus) & _CONDITION_IGNORED:
+            return
+        current = not (_codes(condition.clinicalStatus) & _CONDITION_HISTORY)
+        onset = self.when(condition.onsetDateTime) or self.when(
+            _period_start(condition.onsetPeriod)
+        )
+        when = onset or self.when(condition.recordedDate)
+        recognised = self.recognise([condition.code], _notes(condition))
+        severity = self._severity(condition.severity)
+        qualifiers = self.structural_qualifiers(condition.bodySite or ())
+        if severity == "severe":
+            qualifiers.add("severe")
+
+        episode = False
+        for concept, hit in recognised.hits.items():
+            if self.kind(concept) in ("order", "measurement", None):
+                continue
+            finding = Finding(
+                concept,
+                reference,
+                when,
+                hit.strength,
+                severity=severity,
+                qualifiers=frozenset(hit.qualifiers | qualifiers),
+                current=current,
+            )
+            self.put(finding)
+            if concept in EPISODE_CONCEPTS:
+                episode = True
+                if not current:
+                    self.prior_episodes.append(finding)
+        if current:
+            for concept, negated_qualifiers in recognised.negated.items():
+                self.put(
+                    Finding(
+                        concept,
+                        reference,
+                        when,
+                        Strength.TEXT,
+                        qualifiers=frozenset(negated_qualifiers),
+                    ),
+                    absent=True,
+                )
+
+        if episode and current:
+            self.episode_references.append(reference)
+            if when is not None:
+                self.episode_dates.append(when)
+        elif not episode and when is not None:
+            self.other_condition_dates.append(when)
+
+    def _severity(self, severity: Any) -> str | None:
+        """Condition.severity as "severe" / "moderate" / "mild" by SNOMED code or by word."""
+        if severity is None:
+            return None
+        for coding in severity.coding or ():
+            if coding.code in exam.SEVERITY_CODES:
+                return exam.SEVERITY_CODES[coding.code]
+        for text in _texts_of(severity):
+            found = exam.severity_from_text(text)
+            if found:
+                return found
+        return None
+
+    # -- Observation ---------------------------------------------------------------------------
+
+    def _read_observation(self, observation: Any, reference: str) -> None:
+        """Measurements, scores and findings from one Observation."""
+        if observation.status == "cancelled":
+            return
+        when = (
+            self.when(observation.effectiveDateTime)
+            or self.when(_period_start(observation.effectivePeriod))
+            or self.when(observation.effectiveInstant)
+            or self.when(observation.issued)
+        )
+        code = self.recognise([observation.code])
+        value_texts = [observation.valueString, *_notes(observation)]
+        value = self.recognise([observation.valueCodeableConcept], value_texts)
+        qualifiers = self.structural_qualifiers([observation.bodySite])
+
+        for concept, hit in code.hits.items():
+            if self.kind(concept) == "measurement":
+                self._measure(concept, hit, observation, reference, when, qualifiers)
+
+        negative = self._negative_value(observation)
+        for source, can_be_negative in ((code, True), (value, False)):
+            for concept, hit in source.hits.items():
+                if self.kind(concept) in ("order", "measurement", None):
+                    continue
+                finding = Finding(
+                    concept,
+                    reference,
+                    when,
+                    hit.strength,
+                    qualifiers=frozenset(hit.qualifiers | qualifiers),
+                )
+                self.put(finding, absent=can_be_negative and negative)
+            for concept, negated_qualifiers in source.negated.items():
+                if self.kind(concept) in ("order", "measurement", None):
+                    continue
+                self.put(
+                    Finding(
+                        concept,
+                        reference,
+                        when,
+                        Strength.TEXT,
+                        qualifiers=frozenset(negated_qualifiers | qualifiers),
+                    ),
+                    absent=True,
+                )
+
+    @staticmethod
+    def _negative_value(observation: Any) -> bool:
+        """True when the Observation's value says the coded finding is not there."""
+        if observation.valueBoolean is False:
+            return True
+        value = observation.valueCodeableConcept
+        if value is not None:
+            for coding in value.coding or ():
+                if coding.code in exam.NEGATIVE_VALUE_CODES:
+                    return True
+            if any(exam.is_negative_value_text(t) for t in _texts_of(value)):
+                return True
+        return isinstance(observation.valueString, str) and exam.is_negative_value_text(
+            observation.valueString
+        )
+
+    def _measure(
+        self,
+        concept: str,
+        hit: _Hit,
+        observation: Any,
+        reference: str,
+        when: date | None,
+        qualifiers: set[str],
+    ) -> None:
+        """One measurement concept of an Observation: value, unit, result and derived facts."""
+        if concept in _SCORE_KIND:
+            self._score(concept, observation, reference, when)
+            return
+        base = Finding(
+            concept,
+            reference,
+            when,
+            hit.strength,
+            qualifiers=frozenset(hit.qualifiers | qualifiers),
+        )
+        if concept == "body-temperature":
+            self._quantity(base, observation, celsius, "Cel")
+        elif concept == "body-weight":
+            self._quantity(base, observation, kilograms, "kg")
+        elif concept == "muscle-strength":
+            self._strength(base, observation)
+        elif concept in ("reflex-test", "sensation-test", "neuro-exam"):
+            self._exam(base, observation)
+        else:
+            self.put(base)
+
+    def _quantity(self, base: Finding, observation: Any, convert: Any, unit: str) -> None:
+        """A valueQuantity converted to the rules' unit; unconvertible units become a note."""
+        quantity = observation.valueQuantity
+        number = as_float(quantity.value) if quantity is not None else None
+        if number is None:
+            self.note(f"{base.reference}: no value")
+            return
+        converted = convert(number, unit_key(quantity.code, quantity.unit))
+        if converted is None:
+            self.note(f"{base.reference}: unit not convertible")
+            return
+        self.put(replace(base, value=converted, unit=unit))
+
+    def _strength(self, base: Finding, observation: Any) -> None:
+        """MRC grade 0-5 from valueInteger, valueQuantity or text such as "4/5"."""
+        grade = _number_value(observation, mrc_grade)
+        if grade is None:
+            self.note(f"{base.reference}: no value")
+            return
+        if not 0 <= grade <= 5:
+            self.note(f"{base.reference}: value out of range")
+            return
+        self.put(replace(base, value=grade))
+        if grade == 5:
+            # Full strength proves the examination was done and found no weakness.
+            self.put(replace(base, concept="muscle-weakness", value=None), absent=True)
+
+    def _exam(self, base: Finding, observation: Any) -> None:
+        """Reflex, sensation or neurological examination: normal / abnormal, and what follows."""
+        result = self._exam_result(base.concept, observation)
+        qualifiers = set(base.qualifiers)
+        if result is not None:
+            qualifiers.add("normal" if result is exam.ExamResult.NORMAL else "abnormal")
+        finding = replace(base, qualifiers=frozenset(qualifiers))
+        self.put(finding)
+        # A diminished/absent reflex is reflex loss; a brisk one is abnormal but not a loss.
+        derived = {"reflex-test": "reflex-loss", "sensation-test": "sensory-loss"}.get(base.concept)
+        if derived is None or result is None or result is exam.ExamResult.RAISED:
+            return
+        self.put(replace(finding, concept=derived), absent=result is exam.ExamResult.NORMAL)
+
+    @staticmethod
+    def _exam_result(concept: str, observation: Any) -> exam.ExamResult | None:
+        """Interpretation codes first, then value and interpretation texts, then a 0-4 grade."""
+        for interpretation in observation.interpretation or ():
+            for coding in interpretation.coding or ():
+                if coding.code:
+                    result = exam.exam_result_from_interpretation(coding.code)
+                    if result is not None:
+                        return result
+        texts: list[str] = []
+        for interpretation in observation.interpretation or ():
+            texts.extend(_texts_of(interpretation))
+        texts.extend(_texts_of(observation.valueCodeableConcept))
+        if observation.valueString:
+            texts.append(observation.valueString)
+        for text in texts:
+            result = exam.exam_result_from_text(text)
+            if result is not None:
+                return result
+        if observation.valueBoolean is not None:
+            return exam.ExamResult.NORMAL if observation.valueBoolean else None
+        if concept == "reflex-test":
+            grade = _number_value(observation, None)
+            if grade is not None:
+                return exam.exam_result_from_reflex_grade(grade)
+        return None
+
+    def _score(self, concept: str, observation: Any, reference: str, when: date | None) -> None:
+        """Pain NRS (0-10) and Oswestry (0-100) as dated scores."""
+        kind, maximum = _SCORE_KIND[concept]
+        value = _number_value(observation, _plain_number)
+        if value is None:
+            self.note(f"{reference}: no value")
+            return
+        if not 0 <= value <= maximum:
+            self.note(f"{reference}: value out of range")
+            return
+        if when is None:
+            self.note(f"{reference}: no date")
+            return
+        self.scores.append(Score(kind, when, value, reference))
+
+    # -- Procedure -----------------------------------------------------------------------------
+
+    def _read_procedure(self, procedure: Any, reference: str) -> None:
+        """Spinal procedures, conservative care, prior imaging and referrals from a Procedure."""
+        status = procedure.status
+        if status == "not-done":
+            return
+        start = self.when(procedure.performedDateTime) or self.when(
+            _period_start(procedure.performedPeriod)
+        )
+        end = self.when(_period_end(procedure.performedPeriod)) or start
+        performed = status in _PROCEDURE_PERFORMED or (
+            status == "unknown" and start is not None and start <= self.today
+        )
+        planned = status in _PROCEDURE_PLANNED
+        code = self.recognise([procedure.code])
+        context = self.recognise(procedure.reasonCode or (), [*_notes(procedure)])
+        qualifiers = self.structural_qualifiers(procedure.bodySite or ())
+
+        for concept, hit in code.hits.items():
+            if concept == "spinal-procedure" and (performed or planned):
+                extra = {"planned"} if planned else set()
+                self.put(
+                    Finding(
+                        concept,
+                        reference,
+                        start,
+                        hit.strength,
+                        qualifiers=frozenset(hit.qualifiers | qualifiers | extra),
+                    )
+                )
+            elif concept == "surgical-referral" and not self._based_on_excluded(procedure):
+                self.put(Finding(concept, reference, start, hit.strength))
+            elif concept in _CARE_KIND and performed:
+                if start is None:
+                    self.note(f"{reference}: no date")
+                else:
+                    self.care.setdefault(_CARE_KIND[concept], []).append(
+                        (start, max(start, end or start), reference)
+                    )
+        if performed and start is not None and not self._based_on_excluded(procedure):
+            modality = self._imaging_modality(code, [procedure.code])
+            if modality is not False:
+                self.prior_imaging.append(PriorImaging(modality, start, reference))
+        self.surgical_indication(code, reference, start)
+        self.surgical_indication(context, reference, start)
+
+    def _imaging_modality(self, recognised: _Recognised, concepts: list[Any]) -> Any:
+        """Modality of lumbar imaging named by code or text; False when it is not one."""
+        for concept in recognised.hits:
+            if concept in _ORDER_MODALITY:
+                return _ORDER_MODALITY[concept]
+        for concept in concepts:
+            for text in _texts_of(concept):
+                modality = self.order_modality(text)
+                if modality is not None:
+                    return modality
+        return False
+
+    def _based_on_excluded(self, resource: Any) -> bool:
+        """True when the resource fulfils one of the draft orders being judged."""
+        for based_on in getattr(resource, "basedOn", None) or ():
+            if based_on.reference and _normalise_references([based_on.reference]) & self.exclude:
+                return True
+        return False
+
+    # -- ServiceRequest ------------------------------------------------------------------------
+
+    def _read_service_request(self, request: Any, reference: str) -> None:
+        """Planned spinal procedures and surgical referrals; never prior imaging."""
+        status = request.status
+        if status == "revoked":
+            return
+        when = (
+            self.when(request.authoredOn)
+            or self.when(request.occurrenceDateTime)
+            or self.when(_period_start(request.occurrencePeriod))
+        )
+        code = self.recognise([request.code])
+        performers = [p.display for p in request.performer or () if p.display]
+        context = self.recognise(
+            [request.performerType, *(request.reasonCode or ())],
+            [*performers, *_notes(request)],
+        )
+        if status in _REQUEST_PLANNED:
+            hit = code.hits.get("spinal-procedure")
+            if hit is not None:
+                self.put(
+                    Finding(
+                        "spinal-procedure",
+                        reference,
+                        when,
+                        hit.strength,
+                        qualifiers=frozenset(hit.qualifiers | {"planned"}),
+                    )
+                )
+        if status in _REQUEST_REFERRAL:
+            hit = code.hits.get("surgical-referral") or context.hits.get("surgical-referral")
+            if hit is not None:
+                self.put(Finding("surgical-referral", reference, when, hit.strength))
+        self.surgical_indication(code, reference, when)
+        self.surgical_indication(context, reference, when)
+
+    # -- prior imaging -------------------------------------------------------------------------
+
+    def _read_imaging_study(self, study: Any, reference: str) -> None:
+        """Prior lumbar imaging from procedure codes, descriptions and series."""
+        if study.status in _STUDY_IGNORED or self._based_on_excluded(study):
+            return
+        procedures = list(study.procedureCode or ())
+        modality = self._imaging_modality(self.recognise(procedures), procedures)
+        series_modality: Modality | None = None
+        lumbar_series = False
+        for series in study.series or ():
+            if series.modality is not None and series_modality is None:
+                series_modality = _DICOM_MODALITY.get((series.modality.code or "").upper())
+            site = series.bodySite
+            if site is not None and (site.code or "").upper() in _LUMBAR_BODY_SITES:
+                lumbar_series = True
+            if modality is False:
+                for text in (series.description, site.display if site else None):
+                    if text and self.order_modality(text) is not None:
+                        modality = self.order_modality(text)
+                        break
+        if modality is False and study.description:
+            modality = self.order_modality(study.description) or False
+        if modality is False and lumbar_series:
+            modality = series_modality
+        if modality is False:
+            return
+        started = self.when(study.started)
+        if started is None:
+            self.note(f"{reference}: no date")
+            return
+        self.prior_imaging.append(PriorImaging(modality or series_modality, started, reference))
+
+    def _read_diagnostic_report(self, report: Any, reference: str) -> None:
+        """Prior lumbar imaging from a radiology report's code."""
+        if report.status not in _REPORT_DONE or self._based_on_excluded(report):
+            return
+        code = self.recognise([report.code], [report.conclusion])
+        when = (
+            self.when(report.effectiveDateTime)
+            or self.when(_period_start(report.effectivePeriod))
+            or self.when(report.issued)
+        )
+        self.surgical_indication(code, reference, when)
+        modality = self._imaging_modality(code, [report.code])
+        if modality is False:
+            return
+        if when is None:
+            self.note(f"{reference}: no date")
+            return
+        self.prior_imaging.append(PriorImaging(modality, when, reference))
+
+    # -- medication ----------------------------------------------------------------------------
+
+    def _read_medication_statement(self, statement: Any, reference: str) -> None:
+        """A course per recognised medication concept of a MedicationStatement."""
+        if statement.status == "not-taken":
+            return
+        concepts = self._medication_concepts(statement, reference)
+        if concepts:
+            course = self._statement_course(statement)
+            for concept in concepts:
+                self.medications.append(Medication(concept, reference, *course))
+
+    def _read_medication_request(self, request: Any, reference: str) -> None:
+        """A course per recognised medication concept of a MedicationRequest."""
+        if request.status in ("cancelled", "draft"):
+            return
+        concepts = self._medication_concepts(request, reference)
+        if concepts:
+            course = self._request_course(request)
+            for concept in concepts:
+                self.medications.append(Medication(concept, reference, *course))
+
+    def _medication_concepts(self, resource: Any, reference: str) -> list[str]:
+        medication_reference = resource.medicationReference
+        recognised = self.recognise(
+            [resource.medicationCodeableConcept],
+            [medication_reference.display if medication_reference else None],
+        )
+        return [c for c in recognised.hits if self.kind(c) == "medication"]
+
+    def _statement_course(
+        self, statement: Any
+    ) -> tuple[date | None, date | None, int | None, bool]:
+        """Start, end, days and activity of a MedicationStatement.
+
+        Start and end come from effectivePeriod, or effectiveDateTime as the start. An active
+        statement is ongoing: without an end its course counts until the hook call.
+        """
+        period = statement.effectivePeriod
+        start = self.when(_period_start(period)) or self.when(statement.effectiveDateTime)
+        end = self.when(_period_end(period))
+        return self._course(start, end, statement.status == "active")
+
+    def _request_course(self, request: Any) -> tuple[date | None, date | None, int | None, bool]:
+        """Start, end, days and activity of a MedicationRequest.
+
+        Start is authoredOn (else the validity period's start). The supply is
+        expectedSupplyDuration times (1 + numberOfRepeatsAllowed) — FHIR counts repeats in
+        addition to the first dispense; without a supply duration the validity period's end is
+        the end. An active request without either counts until the hook call.
+        """
+        dispense = request.dispenseRequest
+        validity = dispense.validityPeriod if dispense is not None else None
+        start = self.when(request.authoredOn) or self.when(_period_start(validity))
+        end: date | None = None
+        supply = dispense.expectedSupplyDuration if dispense is not None else None
+        if supply is not None and start is not None:
+            amount = as_float(supply.value)
+            days = (
+                duration_days(amount, unit_key(supply.code, supply.unit))
+                if amount is not None
+                else None
+            )
+            if days:
+                repeats = dispense.numberOfRepeatsAllowed or 0
+                end = start + timedelta(days=days * (1 + max(repeats, 0)) - 1)
+        if end is None:
+            end = self.when(_period_end(validity))
+        return self._course(start, end, request.status == "active")
+
+    def _course(
+        self, start: date | None, end: date | None, active_status: bool
+    ) -> tuple[date | None, date | None, int | None, bool]:
+        """Days of a course counted inclusively; an active course without end runs to today."""
+        if end is not None and start is not None and end < start:
+            end = None
+        active = active_status and (end is None or end >= self.today)
+        if start is None:
+            return None, end, None, active
+        if end is not None:
+            return start, end, (end - start).days + 1, active
+        if active:
+            return start, None, max((self.today - start).days + 1, 0), active
+        return start, None, None, active
+
+    # -- result --------------------------------------------------------------------------------
+
+    def build(self) -> PatientFacts:
+        """Freeze everything read so far into PatientFacts."""
+        care = []
+        for kind, sessions in sorted(self.care.items()):
+            sessions.sort()
+            care.append(
+                CareEpisode(
+                    kind,
+                    first=sessions[0][0],
+                    last=max(s[1] for s in sessions),
+                    sessions=len(sessions),
+                    references=tuple(s[2] for s in sessions),
+                )
+            )
+        absent = tuple(f for key, f in self.absent.items() if key not in self.findings)
+        return PatientFacts(
+            evaluated_at=self.now,
+            age=self.age,
+            episode_onset=earliest(*self.episode_dates),
+            episode_references=tuple(self.episode_references),
+            prior_episodes=tuple(self.prior_episodes),
+            earliest_other_condition=earliest(*self.other_condition_dates),
+            findings=tuple(self.findings.values()),
+            absent=absent,
+            medications=tuple(self.medications),
+            care=tuple(care),
+            scores=tuple(sorted(self.scores, key=lambda s: (s.when, s.kind, s.reference))),
+            prior_imaging=tuple(sorted(self.prior_imaging, key=lambda p: (p.when, p.reference))),
+            data_notes=tuple(self.notes),
+        )
+
+
+def _plain_number(text: str) -> float | None:
+    """A number from text such as "6", "6/10", "42 %" or "4,5"."""
+    match = _NUMBER.match(text)
+    return float(match.group(1).replace(",", ".")) if match else None
+
+
+def _number_value(observation: Any, parse_text: Any) -> float | None:
+    """valueInteger, valueQuantity.value, or valueString read by `parse_text`."""
+    if observation.valueInteger is not None:
+        return as_float(observation.valueInteger)
+    if observation.valueQuantity is not None:
+        return as_float(observation.valueQuantity.value)
+    if parse_text is not None:
+        for text in (observation.valueString, *_texts_of(observation.valueCodeableConcept)):
+            if text:
+                number = parse_text(text)
+                if number is not None:
+                    return number
+    return None
+
+
+__all__ = ["EPISODE_CONCEPTS", "extract_facts"]
