@@ -1,0 +1,118 @@
+"""The real thing: docker/entrypoint.sh starts gunicorn on loopback and serves real HTTP calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.contract import check_response
+from tests.support.hook_requests import SELECT, decisions, sample_request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[str]:
+    """The service under gunicorn, started by the same entrypoint script as the Docker image."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CDS_HOST": "127.0.0.1",
+        "CDS_PORT": str(port),
+        "CDS_WORKERS": "1",
+        "CDS_ENV": "test",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled environment
+        ["sh", str(ROOT / "docker" / "entrypoint.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "entrypoint did not start: " + process.stderr.read().decode()[-2000:]
+                )
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def _checked(response: requests.Response, path: str, method: str) -> requests.Response:
+    check_response(path, method, response.status_code, response.headers["Content-Type"],
+                   response.content)
+    return response
+
+
+def test_discovery_over_real_http(live_server):
+    response = _checked(requests.get(f"{live_server}/cds-services", timeout=5),
+                        "/cds-services", "GET")
+    assert {s["id"] for s in response.json()["services"]} == {
+        "lumbar-imaging-order-select",
+        "lumbar-imaging-order-sign",
+    }
+
+
+def test_order_select_over_real_http(live_server):
+    response = _checked(
+        requests.post(f"{live_server}{SELECT}", json=sample_request(), timeout=5), SELECT, "POST"
+    )
+    assert response.status_code == 200
+    assert decisions(response.json())["ServiceRequest/draft-mri-1"]["decision"] == "not-indicated"
+
+
+def test_bad_request_over_real_http_is_an_operation_outcome(live_server):
+    response = _checked(
+        requests.post(f"{live_server}{SELECT}", data=b"{", timeout=5,
+                      headers={"Content-Type": "application/json"}),
+        SELECT,
+        "POST",
+    )
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+def test_cors_preflight_over_real_http(live_server):
+    response = requests.options(
+        f"{live_server}{SELECT}",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_dockerfile_runs_the_tested_entrypoint_as_non_root():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/app/entrypoint.sh"]' in dockerfile
+    assert "COPY openapi.yaml docker/entrypoint.sh ./" in dockerfile
+    assert "\nUSER cds\n" in dockerfile and "HEALTHCHECK" in dockerfile
