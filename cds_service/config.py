@@ -124,8 +124,10 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError("CDS_PUBLIC_BASE_URL must use https in production")
         if any(urlsplit(e).scheme != "https" for e in settings.fhir_allowlist):
             raise ConfigError("CDS_FHIR_SERVER_ALLOWLIST entries must use https in production")
-    for directory, name in ((settings.mappings_dir, "CDS_MAPPINGS_DIR"),
-                            (settings.cards_dir, "CDS_CARDS_DIR")):
+    for directory, name in (
+        (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
+        (settings.cards_dir, "CDS_CARDS_DIR"),
+    ):
         if not Path(directory).is_dir():
             raise ConfigError(f"{name}: {directory} is not a directory")
     return settings

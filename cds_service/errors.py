@@ -1,4 +1,4 @@
-"""One exception family for everything a client or a data file can get wrong, as OperationOutcome."""
+"""One exception family for what a client or a data file can get wrong, as OperationOutcome."""
 
 from __future__ import annotations
 

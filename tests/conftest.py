@@ -19,7 +19,7 @@ from tests.support.fhir_stub import FhirStub
 class ContractClient(FlaskClient):
     """A Flask test client that checks each response against the OpenAPI contract."""
 
-    def open(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - same as FlaskClient.open
+    def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
         request = response.request
         check_response(

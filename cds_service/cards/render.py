@@ -22,10 +22,16 @@ INDICATORS = {
     Outcome.NOT_INDICATED: "warning",
     Outcome.INSUFFICIENT_DATA: "info",
 }
-SOURCE_LABEL = {"nl": "Beslisondersteuning lumbale beeldvorming", "en": "Lumbar imaging decision support"}
+SOURCE_LABEL = {
+    "nl": "Beslisondersteuning lumbale beeldvorming",
+    "en": "Lumbar imaging decision support",
+}
 DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}
-NO_INDICATION = {"nl": "geen indicatie voor beeldvorming gevonden", "en": "no indication for imaging found"}
+NO_INDICATION = {
+    "nl": "geen indicatie voor beeldvorming gevonden",
+    "en": "no indication for imaging found",
+}
 SUMMARY_LIMIT = 139
 
 
@@ -80,13 +86,25 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
         templates[outcome.value] = CardTemplate(
             kind=outcome.value,
             indicator=data["indicator"],
-            summary={k: env.from_string(v) for k, v in _bilingual(data.get("summary"), f"{path}: summary").items()},
-            detail={k: env.from_string(v) for k, v in _bilingual(data.get("detail"), f"{path}: detail").items()},
+            summary={
+                k: env.from_string(v)
+                for k, v in _bilingual(data.get("summary"), f"{path}: summary").items()
+            },
+            detail={
+                k: env.from_string(v)
+                for k, v in _bilingual(data.get("detail"), f"{path}: detail").items()
+            },
         )
     labels_path = Path(cards_dir) / "criteria.yaml"
     labels = yaml.safe_load(labels_path.read_text(encoding="utf-8")) or {}
-    criteria = {k: _bilingual(v, f"{labels_path}: criteria.{k}") for k, v in (labels.get("criteria") or {}).items()}
-    reasons = {k: _bilingual(v, f"{labels_path}: reasons.{k}") for k, v in (labels.get("reasons") or {}).items()}
+    criteria = {
+        k: _bilingual(v, f"{labels_path}: criteria.{k}")
+        for k, v in (labels.get("criteria") or {}).items()
+    }
+    reasons = {
+        k: _bilingual(v, f"{labels_path}: reasons.{k}")
+        for k, v in (labels.get("reasons") or {}).items()
+    }
     return Catalogue(templates, criteria, reasons)
 
 

@@ -6,10 +6,12 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from cds_service.config import Settings
@@ -195,13 +197,13 @@ class FhirClient:
     def _read_body(
         self, response: requests.Response, what: str, started: float, timeout: float
     ) -> bytes:
-        # Read in chunks so a server that trickles bytes cannot hold the call past its timeout
-        # (requests' read timeout applies to each socket read, not to the whole body).
+        # The read timeout applies to each socket read, not to the whole body, so a server that
+        # trickles bytes could hold the call for ever; the elapsed time is checked after each read.
         limit = started + timeout
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(_CHUNK_BYTES):
+            for chunk in _chunks(response):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
@@ -210,7 +212,7 @@ class FhirClient:
                     raise FhirUnavailable(
                         f"FHIR server did not finish {what} within {timeout:.1f} s"
                     )
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FhirUnavailable(
                 f"FHIR server broke off its answer to {what} ({type(exc).__name__})"
             ) from None
@@ -255,6 +257,16 @@ class FhirClient:
 
 
 _NOT_JSON = object()
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: read1 returns after one socket read instead of filling a buffer."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):  # urllib3 < 2.2: buffered chunks, checked less often
+        yield from response.iter_content(_CHUNK_BYTES)
+        return
+    while chunk := raw.read1(_CHUNK_BYTES, decode_content=True):
+        yield chunk
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from cds_service.errors import InvalidRequest, UnknownService, WrongHook
 from cds_service.evaluation import evaluate

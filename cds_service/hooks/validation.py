@@ -61,9 +61,7 @@ def json_path(error: ValidationError) -> str:
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = next(
-            (k for k in error.validator_value if k not in error.instance), None
-        )
+        missing = next((k for k in error.validator_value if k not in error.instance), None)
         if missing:
             path = f"{path}.{missing}" if path else missing
     return path or "$"
@@ -107,4 +105,7 @@ def validate_hook_request(body: Any, hook: str) -> None:
 
 def response_errors(body: Any) -> list[str]:
     """Schema violations of a CDS Hooks response (used by tests and the self-check)."""
-    return [f"{json_path(e)}: {e.message}" for e in validator("cds-response.schema.json").iter_errors(body)]
+    return [
+        f"{json_path(e)}: {e.message}"
+        for e in validator("cds-response.schema.json").iter_errors(body)
+    ]

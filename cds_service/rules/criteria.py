@@ -310,7 +310,7 @@ def neuro_exam_missing(ctx: Context) -> CriterionResult:
             "neuro-exam-missing", NOT_MET, "exam-recorded", INSUFFICIENT, _refs(exams)
         )
     return CriterionResult(
-        "neuro-exam-missing", MET, "radicular-no-exam", INSUFFICIENT, _refs(radicular)
+        "neuro-exam-missing", MET, "neuro-exam-missing", INSUFFICIENT, _refs(radicular)
     )
 
 
@@ -724,13 +724,13 @@ def failed_conservative_care(ctx: Context) -> list[CriterionResult]:
     elif improved is None:
         results.append(CriterionResult(cid, UNKNOWN, "outcome-scores-missing", INDICATED, evidence))
     else:
-        return [CriterionResult(cid, MET, "no-improvement", INDICATED, evidence)]
+        return [CriterionResult(cid, MET, "failed-care", INDICATED, evidence)]
     if improved is None:
         results.append(
             CriterionResult(
                 "outcome-scores-missing",
                 MET,
-                "active-care-without-scores",
+                "outcome-scores-missing",
                 INSUFFICIENT,
                 _merge(episode, care.references),
             )
@@ -786,14 +786,14 @@ def repeat_imaging(ctx: Context, results: Sequence[CriterionResult]) -> Criterio
     if newer:
         evidence = _merge(imaging[:1], newer)
         return CriterionResult(cid, NOT_MET, "new-finding-since-imaging", NOT_INDICATED, evidence)
-    return CriterionResult(cid, MET, "prior-imaging-within-window", NOT_INDICATED, imaging)
+    return CriterionResult(cid, MET, "prior-imaging", NOT_INDICATED, imaging)
 
 
 def no_episode_data(ctx: Context, onset_decisive: bool) -> CriterionResult:
     """No back-pain episode at all, or one whose unknown onset is the only thing left to judge."""
     episode = ctx.facts.episode_references
     if not ctx.has_episode:
-        return CriterionResult("no-episode-data", MET, "no-episode", INSUFFICIENT)
+        return CriterionResult("no-episode-data", MET, "no-episode-data", INSUFFICIENT)
     if onset_decisive:
         return CriterionResult(
             "no-episode-data", MET, "episode-onset-unknown", INSUFFICIENT, episode

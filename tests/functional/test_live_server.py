@@ -38,7 +38,7 @@ def live_server() -> Iterator[str]:
         "CDS_ENV": "test",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled environment
+    process = subprocess.Popen(  # noqa: S603,S607 - fixed script, test-controlled PATH
         ["sh", str(ROOT / "docker" / "entrypoint.sh")],
         cwd=ROOT,
         env=env,
@@ -67,14 +67,16 @@ def live_server() -> Iterator[str]:
 
 
 def _checked(response: requests.Response, path: str, method: str) -> requests.Response:
-    check_response(path, method, response.status_code, response.headers["Content-Type"],
-                   response.content)
+    check_response(
+        path, method, response.status_code, response.headers["Content-Type"], response.content
+    )
     return response
 
 
 def test_discovery_over_real_http(live_server):
-    response = _checked(requests.get(f"{live_server}/cds-services", timeout=5),
-                        "/cds-services", "GET")
+    response = _checked(
+        requests.get(f"{live_server}/cds-services", timeout=5), "/cds-services", "GET"
+    )
     assert {s["id"] for s in response.json()["services"]} == {
         "lumbar-imaging-order-select",
         "lumbar-imaging-order-sign",
@@ -91,8 +93,12 @@ def test_order_select_over_real_http(live_server):
 
 def test_bad_request_over_real_http_is_an_operation_outcome(live_server):
     response = _checked(
-        requests.post(f"{live_server}{SELECT}", data=b"{", timeout=5,
-                      headers={"Content-Type": "application/json"}),
+        requests.post(
+            f"{live_server}{SELECT}",
+            data=b"{",
+            timeout=5,
+            headers={"Content-Type": "application/json"},
+        ),
         SELECT,
         "POST",
     )
@@ -103,8 +109,11 @@ def test_bad_request_over_real_http_is_an_operation_outcome(live_server):
 def test_cors_preflight_over_real_http(live_server):
     response = requests.options(
         f"{live_server}{SELECT}",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
         timeout=5,
     )
     assert response.status_code == 200

@@ -21,7 +21,9 @@ def test_unknown_service_is_404(client):
 
 
 def test_malformed_json_is_400(client):
-    response = client.post(SELECT, data=b'{"hook": "order-select",', content_type="application/json")
+    response = client.post(
+        SELECT, data=b'{"hook": "order-select",', content_type="application/json"
+    )
     assert response.status_code == 400
     assert "malformed JSON" in response.get_json()["issue"][0]["diagnostics"]
 
@@ -46,23 +48,46 @@ def test_wrong_hook_for_the_service_is_400(client):
         (lambda r: r["context"].pop("patientId"), "context.patientId"),
         (lambda r: r["context"].pop("selections"), "context.selections"),
         (lambda r: r["context"].__setitem__("selections", []), "context.selections"),
-        (lambda r: r["context"].__setitem__("selections", ["not a reference"]),
-         "context.selections[0]"),
-        (lambda r: r["context"].__setitem__("draftOrders", {"resourceType": "Patient"}),
-         "context.draftOrders.resourceType"),
-        (lambda r: r["context"]["draftOrders"]["entry"][0]["resource"].pop("resourceType"),
-         "context.draftOrders.entry[0].resource.resourceType"),
+        (
+            lambda r: r["context"].__setitem__("selections", ["not a reference"]),
+            "context.selections[0]",
+        ),
+        (
+            lambda r: r["context"].__setitem__("draftOrders", {"resourceType": "Patient"}),
+            "context.draftOrders.resourceType",
+        ),
+        (
+            lambda r: r["context"]["draftOrders"]["entry"][0]["resource"].pop("resourceType"),
+            "context.draftOrders.entry[0].resource.resourceType",
+        ),
         (lambda r: r.__setitem__("prefetch", {"conditions": "nope"}), "prefetch.conditions"),
-        (lambda r: r.__setitem__("fhirAuthorization", {"access_token": "x", "token_type": "Bearer",
-                                                       "expires_in": 1, "scope": "s",
-                                                       "subject": "c"}), "fhirAuthorization"),
+        (
+            lambda r: r.__setitem__(
+                "fhirAuthorization",
+                {
+                    "access_token": "x",
+                    "token_type": "Bearer",
+                    "expires_in": 1,
+                    "scope": "s",
+                    "subject": "c",
+                },
+            ),
+            "fhirAuthorization",
+        ),
         (lambda r: r.__setitem__("fhirServer", "ftp://example.org"), "fhirServer"),
         (lambda r: r.pop("context"), "context"),
     ],
     ids=[
-        "no-hookInstance", "no-patientId", "no-selections", "empty-selections",
-        "bad-selection", "draftOrders-not-bundle", "entry-without-resourceType",
-        "prefetch-not-object", "fhirAuthorization-without-fhirServer", "fhirServer-not-http",
+        "no-hookInstance",
+        "no-patientId",
+        "no-selections",
+        "empty-selections",
+        "bad-selection",
+        "draftOrders-not-bundle",
+        "entry-without-resourceType",
+        "prefetch-not-object",
+        "fhirAuthorization-without-fhirServer",
+        "fhirServer-not-http",
         "no-context",
     ],
 )
@@ -104,9 +129,11 @@ def test_unknown_path_and_method_get_operation_outcomes(app):
 
 def test_wrongly_typed_values_deep_in_the_request_never_cause_500(client):
     request = sample_request()
-    request["prefetch"]["conditions"]["entry"] = [{"resource": {"resourceType": "Condition",
-                                                                "code": 7, "onsetDateTime": []}},
-                                                  "junk", {"resource": None}]
+    request["prefetch"]["conditions"]["entry"] = [
+        {"resource": {"resourceType": "Condition", "code": 7, "onsetDateTime": []}},
+        "junk",
+        {"resource": None},
+    ]
     request["prefetch"]["observations"] = {"resourceType": "Bundle", "entry": "oops"}
     response = client.post(SELECT, json=request)
     assert response.status_code in (200, 400)

@@ -41,9 +41,10 @@ def test_order_select_returns_one_card_and_a_rating(client):
     assert body["extension"]["systemActions"] == body["systemActions"]
     action = body["systemActions"][0]
     assert action["type"] == "update" and action["description"]
-    assert action["resource"]["code"] == sample_request()["context"]["draftOrders"]["entry"][0][
-        "resource"
-    ]["code"]
+    assert (
+        action["resource"]["code"]
+        == sample_request()["context"]["draftOrders"]["entry"][0]["resource"]["code"]
+    )
 
 
 def test_order_sign_evaluates_every_lumbar_draft_order(client):
@@ -91,9 +92,7 @@ def _without_prefetch(request, *keys):
     return request
 
 
-def test_missing_prefetch_is_filled_from_the_fhir_server_with_the_bearer_token(
-    client, fhir_stub
-):
+def test_missing_prefetch_is_filled_from_the_fhir_server_with_the_bearer_token(client, fhir_stub):
     request = _without_prefetch(sample_request(), "conditions", "patient")
     original = sample_request()["prefetch"]
     fhir_stub.add("Patient/sample-patient-1", original["patient"])

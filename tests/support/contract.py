@@ -42,7 +42,7 @@ def _operation(path: str, method: str) -> dict[str, Any] | None:
 
 
 def response_schema(path: str, method: str, status: int) -> tuple[str, dict[str, Any]] | None:
-    """(media type, schema) that openapi.yaml promises for this response, or None if undocumented."""
+    """(media type, schema) openapi.yaml promises for this response, or None if undocumented."""
     operation = _operation(path, method)
     if operation is None:
         return None
@@ -57,7 +57,7 @@ def response_schema(path: str, method: str, status: int) -> tuple[str, dict[str,
 
 
 def forbidden_empties(value: Any, path: str = "$") -> list[str]:
-    """Paths of null, "", [] or {} anywhere in a response (only a top-level cards: [] is allowed)."""
+    """Paths of null, "", [] or {} anywhere in a response (only top-level cards: [] is allowed)."""
     found = []
     if isinstance(value, dict):
         for key, item in value.items():

@@ -8,6 +8,7 @@ Usage::
         stub.add("Observation?patient=p1", delay=5)        # answers after 5 s
         stub.add("MedicationRequest?patient=p1", drop=True)  # closes the connection, no answer
         stub.add("Procedure?patient=p1", raw=b"<html>", content_type="text/html")
+        stub.add("Encounter/e1", {...}, trickle=0.2)       # body in 16-byte pieces, 0.2 s apart
         stub.add_paged("Encounter?patient=p1", resources, page_size=2)
         ... call stub.base_url ...
         assert stub.requests[0].headers["Authorization"] == "Bearer secret"
@@ -39,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 FHIR_JSON = "application/fhir+json"
+_TRICKLE_BYTES = 16
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Canned:
     status: int = 200
     delay: float = 0.0
     drop: bool = False
+    trickle: float = 0.0
     raw: bytes | None = None
     content_type: str = FHIR_JSON
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -62,6 +65,7 @@ class RecordedRequest:
     path: str
     query: str
     headers: dict[str, str]
+    client_port: int = 0  # the same port on two requests means a reused (pooled) connection
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -148,6 +152,7 @@ class FhirStub:
         status: int = 200,
         delay: float = 0.0,
         drop: bool = False,
+        trickle: float = 0.0,
         raw: bytes | str | None = None,
         content_type: str = FHIR_JSON,
         headers: Mapping[str, str] | None = None,
@@ -159,6 +164,7 @@ class FhirStub:
             status=status,
             delay=delay,
             drop=drop,
+            trickle=trickle,
             raw=raw.encode() if isinstance(raw, str) else raw,
             content_type=content_type,
             headers=dict(headers or {}),
@@ -242,7 +248,11 @@ class FhirStub:
         with self._lock:
             self.requests.append(
                 RecordedRequest(
-                    handler.command, path.strip("/"), parts.query, dict(handler.headers)
+                    handler.command,
+                    path.strip("/"),
+                    parts.query,
+                    dict(handler.headers),
+                    handler.client_address[1],
                 )
             )
         try:
@@ -270,8 +280,7 @@ class FhirStub:
             return
         self._send(handler, canned)
 
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, canned: Canned) -> None:
+    def _send(self, handler: BaseHTTPRequestHandler, canned: Canned) -> None:
         if canned.raw is not None:
             payload = canned.raw
         elif canned.body is None:
@@ -284,5 +293,15 @@ class FhirStub:
         for name, value in canned.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(payload)
+        if not canned.trickle:
+            handler.wfile.write(payload)
+            handler.wfile.flush()
+            return
+        # Headers at once, then the body in small pieces: a server that is alive but slow.
         handler.wfile.flush()
+        for start in range(0, len(payload), _TRICKLE_BYTES):
+            if self._stopping.wait(canned.trickle):
+                handler.close_connection = True
+                return
+            handler.wfile.write(payload[start : start + _TRICKLE_BYTES])
+            handler.wfile.flush()

@@ -50,7 +50,10 @@ def service_request(order_id: str, *, cpt: str | None = None, text: str | None =
 
 
 def with_orders(
-    request: dict[str, Any], orders: list[dict], *, hook: str = "order-select",
+    request: dict[str, Any],
+    orders: list[dict],
+    *,
+    hook: str = "order-select",
     selections: list[str] | None = None,
 ) -> dict[str, Any]:
     """A copy of a request with other draft orders (and selections for order-select)."""
@@ -62,9 +65,7 @@ def with_orders(
         "entry": [{"resource": order} for order in orders],
     }
     if hook == "order-select":
-        request["context"]["selections"] = selections or [
-            f"ServiceRequest/{orders[0]['id']}"
-        ]
+        request["context"]["selections"] = selections or [f"ServiceRequest/{orders[0]['id']}"]
     else:
         request["context"].pop("selections", None)
     return request

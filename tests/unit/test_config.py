@@ -43,8 +43,14 @@ def test_variables_override_defaults():
         ({"CDS_SHOW_INDICATED_CARDS": "maybe"}, "CDS_SHOW_INDICATED_CARDS"),
         ({"CDS_FHIR_SERVER_ALLOWLIST": "fhir.example.org"}, "CDS_FHIR_SERVER_ALLOWLIST"),
         ({"CDS_ENV": "production"}, "CDS_PUBLIC_BASE_URL"),
-        ({"CDS_ENV": "production", "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
-          "CDS_FHIR_SERVER_ALLOWLIST": "http://fhir.example.org"}, "CDS_FHIR_SERVER_ALLOWLIST"),
+        (
+            {
+                "CDS_ENV": "production",
+                "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
+                "CDS_FHIR_SERVER_ALLOWLIST": "http://fhir.example.org",
+            },
+            "CDS_FHIR_SERVER_ALLOWLIST",
+        ),
         ({"CDS_MAPPINGS_DIR": "/nonexistent/mappings"}, "CDS_MAPPINGS_DIR"),
         ({"CDS_LOG_LEVEL": "chatty"}, "CDS_LOG_LEVEL"),
     ],
