@@ -197,21 +197,22 @@ class FhirClient:
     def _read_body(
         self, response: requests.Response, what: str, started: float, timeout: float
     ) -> bytes:
-        # The read timeout applies to each socket read, not to the whole body, so a server that
-        # trickles bytes could hold the call for ever; the elapsed time is checked after each read.
+        # The read timeout covers each socket read, not the whole body, so a server trickling
+        # bytes could hold the call for ever: each read may only wait for what is left of it.
         limit = started + timeout
+        late = FhirUnavailable(f"FHIR server did not finish {what} within {timeout:.1f} s")
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in _chunks(response):
+            for chunk in _chunks(response, limit):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
                     raise FhirBadResponse(f"FHIR server's answer to {what} is too large")
-                if time.monotonic() > limit:
-                    raise FhirUnavailable(
-                        f"FHIR server did not finish {what} within {timeout:.1f} s"
-                    )
+        except _TimeLimit:
+            raise late from None
+        except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
+            raise late from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FhirUnavailable(
                 f"FHIR server broke off its answer to {what} ({type(exc).__name__})"
@@ -259,13 +260,31 @@ class FhirClient:
 _NOT_JSON = object()
 
 
-def _chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives: read1 returns after one socket read instead of filling a buffer."""
+class _TimeLimit(Exception):
+    """The body did not arrive within the call's time limit."""
+
+
+def _chunks(response: requests.Response, limit: float) -> Iterator[bytes]:
+    """The body as it arrives, each socket wait capped by the time left until limit."""
     raw = response.raw
+    # read1 returns after one socket read, where read() and iter_content() wait for a full chunk.
     if not hasattr(raw, "read1"):  # urllib3 < 2.2: buffered chunks, checked less often
-        yield from response.iter_content(_CHUNK_BYTES)
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            yield chunk
+            if time.monotonic() > limit:
+                raise _TimeLimit
         return
-    while chunk := raw.read1(_CHUNK_BYTES, decode_content=True):
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    while True:
+        left = limit - time.monotonic()
+        if left <= 0:
+            raise _TimeLimit
+        if sock is not None:
+            # urllib3 sets the socket timeout again before the connection's next request.
+            sock.settimeout(left)
+        chunk = raw.read1(_CHUNK_BYTES, decode_content=True)
+        if not chunk:
+            return
         yield chunk
 
 

@@ -17,8 +17,12 @@ from cds_service.fhir.client import FhirClient, FhirError, display_url, is_allow
 log = logging.getLogger(__name__)
 
 # Total time all fallback FHIR calls of one hook request may take, as a multiple of the per-call
-# timeout. Calls run one after another; a failing call ends the fetching (the answer is a 412
-# anyway), so a slow server costs at most one timeout and a healthy one fits several calls.
+# timeout (CDS_FHIR_TIMEOUT_SECONDS). Calls run one after another; each gets the smaller of the
+# per-call timeout and what is left of the budget, for connecting, for every socket read and for
+# the whole body, and no call starts once the budget is spent. So the fetching ends within the
+# budget (plus scheduling slack; DNS look-ups are the one wait requests cannot bound). A failing
+# call ends the fetching, since the answer is a 412 whatever the other keys bring: a dead server
+# costs one timeout, not one per key.
 BUDGET_FACTOR = 2.0
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")

@@ -366,13 +366,14 @@ class TestAgainstLoopbackServer:
         )
 
     def test_trickling_server_is_cut_off(self, stub, session):
-        # Each piece comes well inside the socket timeout; only the whole-call limit stops it.
-        stub.add("Patient/p1", {**PATIENT, "padding": "x" * 200}, trickle=0.1)
+        # Pieces come 0.4 s apart, inside the 0.5 s socket timeout: only the whole-call limit
+        # stops it, and it must not wait for the piece due at 0.8 s.
+        stub.add("Patient/p1", {**PATIENT, "padding": "x" * 200}, trickle=0.4)
         request = stub_request(stub, {k: v for k, v in full_prefetch().items() if k != "patient"})
         started = time.monotonic()
         with pytest.raises(PrefetchUnavailable) as caught:
             resolve_prefetch(request, TEMPLATES, STUB_SETTINGS, session=session)
-        assert time.monotonic() - started < STUB_SETTINGS.fhir_timeout_seconds + 0.3
+        assert time.monotonic() - started < STUB_SETTINGS.fhir_timeout_seconds + 0.2
         assert "did not finish" in caught.value.issues[0].diagnostics
 
     def test_pooled_connection_is_reused(self, stub, session):
