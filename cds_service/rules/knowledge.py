@@ -171,9 +171,7 @@ class Knowledge:
         self.concepts: Mapping[str, Concept] = MappingProxyType(dict(concepts))
         self.version = version
         self._systems = {
-            _system_key(uri): system
-            for system in systems
-            for uri in (system.uri, *system.aliases)
+            _system_key(uri): system for system in systems for uri in (system.uri, *system.aliases)
         }
         self._exact = dict(exact)
         self._prefixes = dict(prefixes)
@@ -220,8 +218,7 @@ class Knowledge:
 
     def _match_uncached(self, text: str) -> tuple[TextMatch, ...]:
         return tuple(
-            TextMatch(h.concept, h.keyword, h.negated, h.qualifiers)
-            for h in self._text.match(text)
+            TextMatch(h.concept, h.keyword, h.negated, h.qualifiers) for h in self._text.match(text)
         )
 
     def order_modality(self, text: str | None) -> Modality | None:
@@ -282,11 +279,11 @@ def load_knowledge(mappings_dir: Path | None = None) -> Knowledge:
     if not root.is_dir():
         raise RuleDataError(f"{root}: mappings directory not found")
     policy = load_policy(root / "policy.yaml")
-    concepts, keywords = _load_concepts(root / "concepts.yaml")
+    concepts, keywords, exclusions = _load_concepts(root / "concepts.yaml")
     systems = _load_code_systems(root / "code_systems.yaml")
     exact, prefixes = _load_valuesets(root / "valuesets", concepts, systems)
     order_matcher, order_concepts = _load_orders(root / "orders.yaml", concepts)
-    text_matcher = _load_modifiers(root / "modifiers.yaml", concepts, keywords)
+    text_matcher = _load_modifiers(root / "modifiers.yaml", concepts, keywords, exclusions)
     return Knowledge(
         policy=policy,
         concepts=concepts,
@@ -389,9 +386,7 @@ def _read_yaml(path: Path) -> _Map:
     return data
 
 
-def _check_keys(
-    path: Path, node: _Map, allowed: set[str], required: set[str], what: str
-) -> None:
+def _check_keys(path: Path, node: _Map, allowed: set[str], required: set[str], what: str) -> None:
     for key in node:
         if key not in allowed:
             raise _fail(path, node.lines.get(key), f"{what}: unknown key {key!r}")
@@ -456,7 +451,9 @@ def load_policy(path: Path) -> Policy:
     policy = Policy(**values)
     if policy.neuro_mrc_severe_max > policy.neuro_mrc_deficit_max:
         raise _fail(
-            path, lines["neuro_mrc_severe_max"], "neuro.mrc_severe_max exceeds neuro.mrc_deficit_max"
+            path,
+            lines["neuro_mrc_severe_max"],
+            "neuro.mrc_severe_max exceeds neuro.mrc_deficit_max",
         )
     return policy
 
@@ -499,7 +496,10 @@ def _policy_value(path: Path, line: int | None, name: str, value: Any, kind: typ
 # --- concepts.yaml ----------------------------------------------------------------------
 
 
-def _load_concepts(path: Path) -> tuple[dict[str, Concept], dict[str, list[str]]]:
+def _load_concepts(
+    path: Path,
+) -> tuple[dict[str, Concept], dict[str, list[str]], dict[str, list[str]]]:
+    """Concepts by id, their keywords, and their exclusion phrases."""
     data = _read_yaml(path)
     _check_keys(path, data, {"concepts"}, {"concepts"}, "concepts.yaml")
     entries = data["concepts"]
@@ -507,13 +507,14 @@ def _load_concepts(path: Path) -> tuple[dict[str, Concept], dict[str, list[str]]
         raise _fail(path, data.lines["concepts"], "'concepts' must be a non-empty mapping")
     concepts: dict[str, Concept] = {}
     keywords: dict[str, list[str]] = {}
+    exclusions: dict[str, list[str]] = {}
     for cid, entry in entries.items():
         line = entries.lines[cid]
         if not isinstance(cid, str) or not _ID.match(cid):
             raise _fail(path, line, f"concept id {cid!r} must be lower-case words joined by '-'")
         if not isinstance(entry, _Map):
             raise _fail(path, line, f"concept {cid!r} must be a mapping")
-        _check_keys(path, entry, {"kind", "label", "keywords"}, {"kind", "label"}, cid)
+        _check_keys(path, entry, {"kind", "label", "keywords", "exclude"}, {"kind", "label"}, cid)
         kind, label = entry["kind"], entry["label"]
         if kind not in KINDS:
             raise _fail(path, _line(entry, "kind"), f"{cid}: unknown kind {kind!r}")
@@ -521,16 +522,19 @@ def _load_concepts(path: Path) -> tuple[dict[str, Concept], dict[str, list[str]]
             raise _fail(path, _line(entry, "label"), f"{cid}: label must be a non-empty string")
         phrases = _phrases(path, entry, "keywords", cid) if "keywords" in entry else {}
         if kind == "order" and phrases:
-            raise _fail(
-                path, _line(entry, "keywords"), f"{cid}: order text belongs in orders.yaml"
-            )
+            raise _fail(path, _line(entry, "keywords"), f"{cid}: order text belongs in orders.yaml")
         if kind == "text":
             for lang in TEXT_LANGUAGES:
                 if not phrases.get(lang):
                     raise _fail(path, line, f"{cid}: a text concept needs {lang!r} keywords")
+        if "exclude" in entry:
+            if not phrases:
+                raise _fail(path, _line(entry, "exclude"), f"{cid}: exclude without keywords")
+            excluded = _phrases(path, entry, "exclude", cid)
+            exclusions[cid] = [p for ps in excluded.values() for p in ps]
         concepts[cid] = Concept(cid, kind, label)
         keywords[cid] = [kw for kws in phrases.values() for kw in kws]
-    return concepts, keywords
+    return concepts, keywords, exclusions
 
 
 def _phrases(path: Path, node: _Map, key: str, what: str) -> dict[str, list[str]]:
@@ -540,7 +544,7 @@ def _phrases(path: Path, node: _Map, key: str, what: str) -> dict[str, list[str]
     if not isinstance(langs, _Map) or not langs:
         raise _fail(path, line, f"{what}: {key} must map languages (nl, en) to lists")
     result: dict[str, list[str]] = {}
-    for lang, items in langs.items():
+    for lang in langs:
         lang_line = langs.lines[lang]
         if not isinstance(lang, str) or not _LANG.match(lang):
             raise _fail(path, lang_line, f"{what}: {lang!r} is not a two-letter language code")
@@ -730,7 +734,9 @@ def _load_orders(
                 path, _line(entry, "concept"), f"{name}: {concept!r} is not an order concept"
             )
         order_concepts[modality] = concept
-        phrases[modality] = [p for ps in _phrases(path, entry, "phrases", name).values() for p in ps]
+        phrases[modality] = [
+            p for ps in _phrases(path, entry, "phrases", name).values() for p in ps
+        ]
     for modality in Modality:
         if modality not in phrases:
             raise _fail(path, modalities.line, f"missing modality {modality.value!r}")
@@ -747,7 +753,10 @@ def _load_orders(
 
 
 def _load_modifiers(
-    path: Path, concepts: Mapping[str, Concept], keywords: Mapping[str, list[str]]
+    path: Path,
+    concepts: Mapping[str, Concept],
+    keywords: Mapping[str, list[str]],
+    exclusions: Mapping[str, list[str]],
 ) -> TextMatcher:
     data = _read_yaml(path)
     _check_keys(path, data, {"negation", "qualifiers"}, {"negation", "qualifiers"}, "modifiers")
@@ -769,7 +778,9 @@ def _load_modifiers(
             raise _fail(path, _line(negation, key), f"negation.{key} must be an integer 0-10")
         windows[key] = value
     cues = {
-        key: tuple(p for ps in _phrases(path, negation, key, f"negation.{key}").values() for p in ps)
+        key: tuple(
+            p for ps in _phrases(path, negation, key, f"negation.{key}").values() for p in ps
+        )
         if key in negation
         else ()
         for key in lists
@@ -800,6 +811,6 @@ def _load_modifiers(
         clause_breaks=cues["clause_breaks"],
     )
     try:
-        return TextMatcher(keywords, rules, qualifier_phrases)
+        return TextMatcher(keywords, rules, qualifier_phrases, exclusions)
     except ValueError as exc:
         raise _fail(path, _line(negation, "clause_breaks"), str(exc)) from exc
