@@ -139,7 +139,8 @@ class Context:
 
     def current(self, *concepts: str) -> list[Finding]:
         """Positive findings of the concepts that are present now (not resolved)."""
-        return [f for c in concepts for f in self.get(c) if f.current]
+        found = self.found
+        return [f for c in concepts for f in found.get(c, _NONE) if f.current]
 
     def recent(self, days: int, *concepts: str) -> list[Finding]:
         """Positive findings of the concepts dated within the last `days` days.
@@ -147,7 +148,13 @@ class Context:
         Events (trauma, fever, a procedure, an infection) count by date even when the Condition
         has since been resolved: the event still happened.
         """
-        return [f for c in concepts for f in self.get(c) if self.within(f.when, days)]
+        found, today = self.found, self.today
+        return [
+            f
+            for c in concepts
+            for f in found.get(c, _NONE)
+            if f.when is not None and (today - f.when).days <= days
+        ]
 
     @property
     def new_pain(self) -> bool | None:

@@ -867,6 +867,12 @@ def test_baseline_is_the_last_score_before_care_started():
     assert only(failed_care(facts)).reason == "improved"
 
 
+def test_a_score_on_the_first_session_day_is_the_baseline():
+    # Care runs from 84 days ago: the 8 measured that day is the start, not the older 3.
+    facts = care_facts(nrs(3, 200), nrs(8, 84), nrs(6, 2))
+    assert only(failed_care(facts)).reason == "improved"
+
+
 def test_baseline_is_the_first_score_when_none_precede_care():
     facts = care_facts(nrs(8, 80), nrs(5, 40), nrs(7, 2))
     assert only(failed_care(facts)).reason == "failed-care"
