@@ -230,16 +230,14 @@ def assess_deficit(ctx: Context) -> Deficit | None:
             bilateral = True
         sides.update(q & SIDES)
 
+    # Reflex and sensation tests count through the reflex-loss / sensory-loss findings facts
+    # extraction derives from them (same Observation reference, so the lookback applies): a bare
+    # "abnormal" test may be a brisk reflex, which is no loss. An abnormal narrative neuro-exam
+    # likewise proves an examination, not which deficit.
     for concept in DEFICIT_CONCEPTS:
         for f in ctx.get(concept):
             if _counts_as_deficit_finding(ctx, f):
                 note(f, concept in MOTOR_CONCEPTS)
-    # An abnormal reflex or sensation test is a diminished reflex / sensory loss. An abnormal
-    # narrative neuro-exam is not: it proves an examination, not which deficit.
-    for concept in ("reflex-test", "sensation-test"):
-        for f in ctx.get(concept):
-            if "abnormal" in f.qualifiers and _counts_as_deficit_finding(ctx, f):
-                note(f, motor=False)
 
     for side, grades in _strength_by_side(ctx).items():
         # The latest examination day is the current state (the worst grade if several muscles
@@ -290,7 +288,8 @@ def neuro_deficit(ctx: Context) -> CriterionResult:
     d = ctx.deficit
     if d is None:
         exams = _recent_exams(ctx)
-        if any("abnormal" in f.qualifiers for f in ctx.get("neuro-exam")):
+        exam_concepts = ("neuro-exam", "reflex-test", "sensation-test")
+        if any("abnormal" in f.qualifiers for c in exam_concepts for f in ctx.get(c)):
             reason = "exam-abnormal-unspecified"
         elif exams:
             reason = "no-deficit-on-exam"

@@ -296,9 +296,19 @@ def test_observation_deficit_counts_within_lookback(days, met):
     ("days", "met"),
     [pytest.param(180, True, id="180-days"), pytest.param(181, False, id="181-days")],
 )
-def test_abnormal_reflex_observation_counts_within_lookback(days, met):
-    facts = make_facts(finding("reflex-test", days, q="abnormal"))
+def test_observation_derived_reflex_loss_counts_within_lookback(days, met):
+    # Facts extraction derives reflex-loss from a diminished reflex test, citing the Observation.
+    facts = make_facts(finding("reflex-loss", days, ref="Observation/reflex-1"))
     assert (criteria.neuro_deficit(context(facts)).status is MET) is met
+
+
+@pytest.mark.parametrize("concept", ["reflex-test", "sensation-test", "neuro-exam"])
+def test_abnormal_test_without_a_derived_loss_is_an_examination_not_a_deficit(concept):
+    # e.g. a brisk reflex: abnormal, but not the lost or diminished reflex POLICY asks for.
+    exam = finding(concept, days=3, q="abnormal")
+    result = criteria.neuro_deficit(context(make_facts(exam)))
+    assert (result.status, result.reason) == (NOT_MET, "exam-abnormal-unspecified")
+    assert result.evidence == (exam.reference,)
 
 
 def test_current_deficit_condition_counts_whatever_its_age():
@@ -313,13 +323,6 @@ def test_deficit_condition_without_date_counts():
 def test_resolved_deficit_condition_is_history():
     facts = make_facts(finding("muscle-weakness", days=30, current=False))
     assert criteria.neuro_deficit(context(facts)).status is NOT_MET
-
-
-def test_abnormal_narrative_neuro_exam_is_an_examination_not_a_deficit():
-    exam = finding("neuro-exam", days=3, q="abnormal")
-    result = criteria.neuro_deficit(context(make_facts(exam)))
-    assert (result.status, result.reason) == (NOT_MET, "exam-abnormal-unspecified")
-    assert result.evidence == (exam.reference,)
 
 
 def test_normal_sensation_test_is_not_a_deficit():
