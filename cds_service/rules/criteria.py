@@ -731,7 +731,8 @@ def failed_conservative_care(ctx: Context) -> list[CriterionResult]:
         results.append(CriterionResult(cid, UNKNOWN, "outcome-scores-missing", INDICATED, evidence))
     else:
         return [CriterionResult(cid, MET, "failed-care", INDICATED, evidence)]
-    if improved is None:
+    # Without any episode the card asks for the reason for the scan first (no-episode-data).
+    if improved is None and ctx.has_episode:
         results.append(
             CriterionResult(
                 "outcome-scores-missing",

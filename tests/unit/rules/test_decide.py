@@ -272,6 +272,11 @@ def test_no_episode_at_all():
     assert decisive_reasons(decision) == ["no-episode-data"]
 
 
+def test_no_episode_with_unscored_care_asks_only_for_the_episode():
+    decision = run(make_facts(episode=(), onset=None, care=(care(90),)))
+    assert (decision.outcome, decision.missing) == (INSUFFICIENT, ("episode",))
+
+
 def test_episode_with_unknown_onset_and_qualifying_care_asks_for_the_onset():
     facts = make_facts(onset=None, care=(care(90),), scores=(nrs(7, 95), nrs(7, 2)))
     decision = run(facts)
