@@ -1,0 +1,1 @@
+"""Scenario fixtures for the functional suite: loading and relative-date resolution."""
