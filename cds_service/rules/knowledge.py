@@ -740,9 +740,9 @@ def _load_orders(
     for modality in Modality:
         if modality not in phrases:
             raise _fail(path, modalities.line, f"missing modality {modality.value!r}")
-    regions = [p for ps in _phrases(path, data, "regions", "regions").values() for p in ps]
+    regions = [p for ps in _phrases(path, data, "regions", "orders").values() for p in ps]
     exclude = (
-        [p for ps in _phrases(path, data, "exclude", "exclude").values() for p in ps]
+        [p for ps in _phrases(path, data, "exclude", "orders").values() for p in ps]
         if "exclude" in data
         else []
     )
@@ -763,7 +763,7 @@ def _load_modifiers(
     negation = data["negation"]
     if not isinstance(negation, _Map):
         raise _fail(path, data.lines["negation"], "'negation' must be a mapping")
-    lists = ("pre", "pseudo", "post", "post_after_colon", "absence", "clause_breaks")
+    lists = ("pre", "pseudo", "post", "post_after_colon", "absence", "clause_breaks", "list_words")
     _check_keys(
         path,
         negation,
@@ -778,9 +778,7 @@ def _load_modifiers(
             raise _fail(path, _line(negation, key), f"negation.{key} must be an integer 0-10")
         windows[key] = value
     cues = {
-        key: tuple(
-            p for ps in _phrases(path, negation, key, f"negation.{key}").values() for p in ps
-        )
+        key: tuple(p for ps in _phrases(path, negation, key, "negation").values() for p in ps)
         if key in negation
         else ()
         for key in lists
@@ -796,7 +794,7 @@ def _load_modifiers(
         raise _fail(path, data.lines["qualifiers"], "'qualifiers' must be a mapping")
     _check_keys(path, qualifiers, set(QUALIFIERS), set(QUALIFIERS), "qualifiers")
     qualifier_phrases = {
-        name: [p for ps in _phrases(path, qualifiers, name, name).values() for p in ps]
+        name: [p for ps in _phrases(path, qualifiers, name, "qualifiers").values() for p in ps]
         for name in qualifiers
     }
     rules = NegationRules(
@@ -809,6 +807,7 @@ def _load_modifiers(
         absence=cues["absence"],
         absence_is_finding=frozenset(absent_ids),
         clause_breaks=cues["clause_breaks"],
+        list_words=cues["list_words"],
     )
     try:
         return TextMatcher(keywords, rules, qualifier_phrases, exclusions)

@@ -141,6 +141,10 @@ class NegationRules:
     absence: tuple[str, ...]
     absence_is_finding: frozenset[str]
     clause_breaks: tuple[str, ...]
+    # "geen koorts, gewichtsverlies of nachtzweten": a cue carries over comma-separated list
+    # items when an item is followed by one of these words before the sentence ends
+    list_words: tuple[str, ...] = ()
+    list_item_max: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,29 +160,33 @@ class Hit:
 class _Doc:
     """A tokenised text with clause and sentence numbers per token."""
 
-    __slots__ = ("clause", "sentence", "tokens")
+    __slots__ = ("clause", "clause_start", "sentence", "tokens")
 
     def __init__(self, tokens: tuple[str, ...], clause_words: frozenset[str]) -> None:
         self.tokens = tokens
         clause: list[int] = []
         sentence: list[int] = []
+        clause_start: list[int] = []
         c = s = 0
-        for token in tokens:
-            if token in CLAUSE_ENDS or token in clause_words:
-                # the breaker gets a clause number of its own: it belongs to neither side
+        for i, token in enumerate(tokens):
+            # a breaker gets a clause (and a sentence end a sentence) number of its own: it
+            # belongs to neither side
+            breaker = token in CLAUSE_ENDS or token in clause_words
+            if breaker:
                 c += 1
-                clause.append(c)
+            clause.append(c)
+            clause_start.append(clause_start[-1] if i and clause[i - 1] == c else i)
+            if breaker:
                 c += 1
-                if token in SENTENCE_ENDS:
-                    s += 1
-                    sentence.append(s)
-                    s += 1
-                    continue
+            if token in SENTENCE_ENDS:
+                s += 1
+                sentence.append(s)
+                s += 1
             else:
-                clause.append(c)
-            sentence.append(s)
+                sentence.append(s)
         self.clause = clause
         self.sentence = sentence
+        self.clause_start = clause_start
 
 
 class TextMatcher:
@@ -217,6 +225,7 @@ class TextMatcher:
                 raise ValueError(f"clause break {phrase!r} must be a single plain word")
             clause_words.add(words[0])
         self._clause_words = frozenset(clause_words)
+        self._list_words = frozenset(w for p in negation.list_words for w in phrase_tokens(p))
         # negators used to drop a negated qualifier ("niet progressief")
         self._single_pre = frozenset(
             w[0] for w in (phrase_tokens(p) for p in negation.pre) if len(w) == 1
@@ -285,6 +294,33 @@ class TextMatcher:
         for cue in cues:
             if lowest <= cue.start and cue.end <= span.start and doc.clause[cue.start] == clause:
                 return True
+        return bool(self._list_words) and self._list_negated(doc, span, cues)
+
+    def _list_negated(self, doc: _Doc, span: Span[str], cues: list[Span[str]]) -> bool:
+        """True when the match is an item of a negated comma list ("geen A, B of C")."""
+        tokens, n = doc.tokens, len(doc.tokens)
+        # the list must hold "of"/"or" in this item or a later one, before the sentence or a
+        # clause (other than by a comma) ends
+        j = doc.clause_start[span.start]
+        while j < n and tokens[j] not in self._list_words:
+            if (tokens[j] in CLAUSE_ENDS and tokens[j] != ",") or tokens[j] in self._clause_words:
+                return False
+            j += 1
+        if j >= n:
+            return False
+        # walk back over short comma-separated items to the clause holding the cue
+        limit = self._rules.list_item_max
+        start = doc.clause_start[span.start]
+        if span.start - start > limit:
+            return False
+        while start >= 2 and tokens[start - 1] == ",":
+            end = start - 1  # the comma
+            start = doc.clause_start[end - 1]
+            clause = doc.clause[end - 1]
+            if any(doc.clause[c.start] == clause and c.end <= end for c in cues):
+                return True
+            if end - start > limit:
+                return False
         return False
 
     def _post_negated(self, doc: _Doc, span: Span[str], cues: list[Span[str]]) -> bool:

@@ -1,0 +1,424 @@
+"""Tests for free-text reading: keywords, word bounds, negation, qualifiers and order texts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cds_service.rules.knowledge import Knowledge, TextMatch, load_knowledge
+from cds_service.rules.model import Modality
+from cds_service.rules.textmatch import (
+    NegationRules,
+    PhraseIndex,
+    TextMatcher,
+    fold,
+    normalise,
+    phrase_tokens,
+    tokenize,
+)
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> Knowledge:
+    """The shipped mappings, loaded once for this module."""
+    return load_knowledge()
+
+
+def found(knowledge: Knowledge, text: str) -> dict[str, TextMatch]:
+    """Matches by concept (the first match of each concept)."""
+    result: dict[str, TextMatch] = {}
+    for match in knowledge.match_text(text):
+        result.setdefault(match.concept, match)
+    return result
+
+
+def positive(knowledge: Knowledge, text: str) -> set[str]:
+    """Concepts named in the text and not negated."""
+    return {m.concept for m in knowledge.match_text(text) if not m.negated}
+
+
+def negated(knowledge: Knowledge, text: str) -> set[str]:
+    """Concepts named in the text only as negated."""
+    return {m.concept for m in knowledge.match_text(text) if m.negated} - positive(knowledge, text)
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+def test_fold_strips_accents_and_case() -> None:
+    assert fold("Kóórts Röntgen LASÈGUE") == "koorts rontgen lasegue"
+
+
+def test_tokenize_keeps_clause_punctuation_and_decimals() -> None:
+    assert tokenize("Temp 38.5, geen koorts; X-LWK") == (
+        "temp",
+        "38.5",
+        ",",
+        "geen",
+        "koorts",
+        ";",
+        "x",
+        "lwk",
+    )
+
+
+def test_normalise_turns_punctuation_into_spaces() -> None:
+    assert normalise("  Lage-rugpijn: 's nachts!  ") == "lage rugpijn s nachts"
+
+
+def test_phrase_tokens_accepts_stems_and_refuses_empty() -> None:
+    assert phrase_tokens("Reflex* afwezig") == ("reflex*", "afwezig")
+    with pytest.raises(ValueError, match="no words"):
+        phrase_tokens(" -- ")
+
+
+def test_phrase_index_finds_overlapping_phrases() -> None:
+    index = PhraseIndex([("pijn in rust", "a"), ("rust", "b"), ("reflex*", "c")])
+    spans = index.find(tokenize("pijn in rust, reflexen"))
+    assert [(s.start, s.end, s.payload) for s in spans] == [(0, 3, "a"), (2, 3, "b"), (4, 5, "c")]
+
+
+# --- keyword matching ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["Koorts", "KOORTS", "kóórts", "koorts.", "(koorts)", "fever"])
+def test_case_and_accent_insensitive(knowledge: Knowledge, text: str) -> None:
+    assert positive(knowledge, text) == {"fever"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["subfebriel", "afebriel", "afebrile", "koortsvrij", "koortsthermometer", "feverfew"],
+)
+def test_word_bounded(knowledge: Knowledge, text: str) -> None:
+    assert "fever" not in positive(knowledge, text)
+
+
+def test_stem_keyword_matches_endings(knowledge: Knowledge) -> None:
+    assert "reflex-loss" in positive(knowledge, "verminderde reflexen beiderzijds")
+
+
+def test_keyword_does_not_cross_a_clause(knowledge: Knowledge) -> None:
+    assert "night-pain" not in positive(knowledge, "veel pijn. In rust beter")
+
+
+def test_multiword_keyword_over_a_colon(knowledge: Knowledge) -> None:
+    assert "radicular-symptoms" in positive(knowledge, "Lasègue: positief rechts")
+
+
+def test_exclusion_cancels_overlapping_keyword(knowledge: Knowledge) -> None:
+    assert "recent-infection" not in positive(knowledge, "bekend met angina pectoris")
+    assert "recent-infection" in positive(knowledge, "angina sinds 3 dagen")
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
+        ("Zadelanesthesie sinds gisteren", "saddle-anaesthesia"),
+        ("perineal numbness", "saddle-anaesthesia"),
+        ("APR afwezig links", "reflex-loss"),
+        ("areflexie", "reflex-loss"),
+        ("absent ankle reflex", "reflex-loss"),
+        ("'s nachts wakker van de pijn", "night-pain"),
+        ("pain at rest", "night-pain"),
+        ("heftige pijn na de injectie", "severe-pain"),
+        ("van ladder gevallen", "trauma-major"),
+        ("motor vehicle accident", "trauma-major"),
+        ("uitgegleden in de badkamer", "trauma-minor"),
+        ("pijn na tillen", "trauma-minor"),
+        ("oefentherapie Cesar", "active-care"),
+        ("graded activity", "active-care"),
+        ("wervels rechtzetten bij chiropractor", "passive-care"),
+        ("Spierkracht", "muscle-strength"),
+        ("MRC", "muscle-strength"),
+        ("verwijzing neurochirurg", "surgical-referral"),
+        ("orthopaedic spine clinic", "surgical-referral"),
+        ("operatie-indicatie besproken", "surgical-indication"),
+        ("positieve lasègue", "radicular-symptoms"),
+        ("tintelingen in de voet", "radicular-symptoms"),
+        ("hypesthesie dermatoom L5", "sensory-loss"),
+        ("krachtsverlies voet", "muscle-weakness"),
+        ("klapvoet rechts", "foot-drop"),
+        ("first ever episode", "first-episode"),
+        ("verminderde sfinctertonus", "loss-of-anal-tone"),
+        ("spuitende druggebruiker", "iv-drug-use"),
+        ("urineweginfectie vorige week", "recent-infection"),
+        ("epidurale injectie in maart", "spinal-procedure"),
+    ],
+)
+def test_recognises_keywords(knowledge: Knowledge, text: str, concept: str) -> None:
+    assert concept in positive(knowledge, text)
+
+
+def test_tingling_is_not_a_deficit(knowledge: Knowledge) -> None:
+    assert positive(knowledge, "tintelingen en paresthesie") == {"radicular-symptoms"}
+
+
+# --- negation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "geen koorts",
+        "Geen koorts.",
+        "no fever",
+        "patient denies fever",
+        "zonder koorts",
+        "geen aanwijzingen voor koorts",
+        "no evidence of fever",
+        "negative for fever",
+        "koorts uitgesloten",
+        "fever ruled out",
+        "Koorts: nee",
+        "Fever: no",
+        "koorts: geen",
+        "koorts negatief",
+        "geen pijn of koorts",
+    ],
+)
+def test_negated(knowledge: Knowledge, text: str) -> None:
+    assert "fever" in negated(knowledge, text)
+
+
+def test_negation_stops_at_the_clause(knowledge: Knowledge) -> None:
+    matches = found(knowledge, "geen koorts, wel nachtelijke pijn")
+    assert matches["fever"].negated is True
+    assert matches["night-pain"].negated is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "geen koorts maar wel nachtelijke pijn",
+        "no fever but night pain",
+        "geen koorts. Nachtelijke pijn",
+        "no fever; however night pain",
+    ],
+)
+def test_clause_breaks(knowledge: Knowledge, text: str) -> None:
+    assert "night-pain" in positive(knowledge, text)
+    assert "fever" in negated(knowledge, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Geen koorts, gewichtsverlies of nachtelijke pijn.",
+        "geen koorts, gewichtsverlies, mictieklachten of nachtelijke pijn",
+        "no fever, weight loss, or night pain",
+    ],
+)
+def test_negation_carries_over_a_comma_list(knowledge: Knowledge, text: str) -> None:
+    assert negated(knowledge, text) >= {"fever", "weight-loss", "night-pain"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "geen koorts, gewichtsverlies",  # no list word: the comma ends the negation
+        "geen koorts, wel gewichtsverlies of nachtzweten",  # "wel" ends it
+        "geen koorts. Gewichtsverlies of nachtzweten",  # so does the sentence
+        "geen koorts, in de afgelopen drie maanden wel duidelijk gewichtsverlies of zo",
+    ],
+)
+def test_comma_list_carry_over_is_limited(knowledge: Knowledge, text: str) -> None:
+    assert "weight-loss" in positive(knowledge, text)
+
+
+def test_cue_further_than_the_window_does_not_negate(knowledge: Knowledge) -> None:
+    assert "fever" in positive(knowledge, "geen idee waar het vandaan komt maar koorts")
+    assert "fever" in positive(knowledge, "niet gewerkt sinds maandag wegens hoge koorts")
+
+
+def test_cue_inside_a_keyword_is_a_positive(knowledge: Knowledge) -> None:
+    matches = found(knowledge, "nooit eerder rugklachten gehad")
+    assert matches["first-episode"].negated is False
+    assert matches["low-back-pain"].negated is False
+    assert found(knowledge, "geen eerdere rugklachten")["first-episode"].negated is False
+    assert found(knowledge, "no previous back pain")["first-episode"].negated is False
+
+
+def test_pseudo_negation_does_not_negate(knowledge: Knowledge) -> None:
+    assert "night-pain" in positive(knowledge, "geen verbetering van de nachtelijke pijn")
+    assert "night-pain" in positive(knowledge, "no improvement of night pain")
+
+
+def test_absence_is_the_finding_for_reflex_loss(knowledge: Knowledge) -> None:
+    assert "reflex-loss" in positive(knowledge, "reflex afwezig")
+    assert "reflex-loss" in positive(knowledge, "reflexes absent on the left")
+
+
+def test_absence_negates_other_concepts(knowledge: Knowledge) -> None:
+    assert "fever" in negated(knowledge, "koorts afwezig")
+    assert "saddle-anaesthesia" in negated(knowledge, "zadelanesthesie afwezig")
+
+
+def test_negated_deficit(knowledge: Knowledge) -> None:
+    assert "reflex-loss" in negated(knowledge, "geen verminderde reflexen")
+    assert "muscle-weakness" in negated(knowledge, "geen krachtsverlies")
+    assert "radicular-symptoms" in negated(
+        knowledge, "lage rugpijn zonder uitstraling naar het been"
+    )
+    assert "radicular-symptoms" in negated(knowledge, "no radiating leg pain")
+
+
+def test_same_keyword_twice_reports_both_readings(knowledge: Knowledge) -> None:
+    readings = {m.negated for m in knowledge.match_text("gisteren koorts; vandaag geen koorts")}
+    assert readings == {True, False}
+
+
+# --- qualifiers ------------------------------------------------------------------------
+
+
+def test_qualifiers_from_the_sentence(knowledge: Knowledge) -> None:
+    match = found(knowledge, "ernstig krachtsverlies linker been")["muscle-weakness"]
+    assert match.qualifiers == {"severe", "left"}
+
+
+@pytest.mark.parametrize(
+    ("text", "qualifier"),
+    [
+        ("toenemend krachtsverlies", "progressive"),
+        ("krachtsverlies, neemt toe", "progressive"),
+        ("progressive weakness", "progressive"),
+        ("krachtsverlies beide benen", "bilateral"),
+        ("bilateral weakness", "bilateral"),
+        ("weakness in both legs", "bilateral"),
+        ("krachtsverlies rechts", "right"),
+        ("severe weakness", "severe"),
+        ("forse parese", "severe"),
+    ],
+)
+def test_qualifier_words(knowledge: Knowledge, text: str, qualifier: str) -> None:
+    weakness = [m for m in knowledge.match_text(text) if m.concept == "muscle-weakness"]
+    assert weakness and qualifier in weakness[0].qualifiers
+
+
+def test_qualifiers_stay_in_their_sentence(knowledge: Knowledge) -> None:
+    matches = found(knowledge, "Krachtsverlies links. Ernstige pijn rechts.")
+    assert matches["muscle-weakness"].qualifiers == {"left"}
+
+
+def test_negated_qualifier_is_dropped(knowledge: Knowledge) -> None:
+    match = found(knowledge, "krachtsverlies, niet progressief")["muscle-weakness"]
+    assert "progressive" not in match.qualifiers
+
+
+# --- order texts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "modality"),
+    [
+        ("MRI lumbale wervelkolom", Modality.MRI),
+        ("MRI LWK", Modality.MRI),
+        ("X-LWK", Modality.XRAY),
+        ("X LWK", Modality.XRAY),
+        ("röntgen lage rug", Modality.XRAY),
+        ("Rontgen LWK", Modality.XRAY),
+        ("lumbar spine MRI", Modality.MRI),
+        ("XR lumbar spine", Modality.XRAY),
+        ("CT LWK", Modality.CT),
+        ("MRI of the lumbar spine without contrast", Modality.MRI),
+        ("X-ray lumbosacral spine 2 views", Modality.XRAY),
+        ("MRT LWS", Modality.MRI),
+        ("L-spine radiograph", Modality.XRAY),
+        ("CT-scan lumbaal", Modality.CT),
+    ],
+)
+def test_order_in_scope(knowledge: Knowledge, text: str, modality: Modality) -> None:
+    assert knowledge.order_modality(text) is modality
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MRI thoracale wervelkolom",
+        "MRI cervical spine",
+        "X bekken",
+        "MRI SI-gewrichten",
+        "X heup",
+        "CT abdomen",
+        "echo lage rug",
+        "lumbale wervelkolom",  # a region without a modality
+        "MRI",  # a modality without a region
+        "MRI-scan lumbaalpunctie",  # a lumbar word inside another word does not count
+        "",
+    ],
+)
+def test_order_out_of_scope(knowledge: Knowledge, text: str) -> None:
+    assert knowledge.order_modality(text) is None
+
+
+def test_order_modality_first_named_wins(knowledge: Knowledge) -> None:
+    assert knowledge.order_modality("MRI LWK, eerder X-LWK") is Modality.MRI
+
+
+# --- the matcher on its own ------------------------------------------------------------
+
+
+def test_text_matcher_with_custom_rules() -> None:
+    rules = NegationRules(
+        window=1,
+        post_window=0,
+        pre=("geen",),
+        pseudo=(),
+        post=(),
+        post_after_colon=(),
+        absence=(),
+        absence_is_finding=frozenset(),
+        clause_breaks=("maar",),
+    )
+    matcher = TextMatcher({"x": ["koorts"]}, rules, {"severe": ["hoge"]})
+    assert [h.negated for h in matcher.match("geen koorts")] == [True]
+    assert [h.negated for h in matcher.match("geen hoge koorts")] == [False]  # window of 1
+    assert matcher.match("hoge koorts")[0].qualifiers == {"severe"}
+
+
+def test_clause_break_must_be_one_word() -> None:
+    rules = NegationRules(1, 0, (), (), (), (), (), frozenset(), ("maar wel",))
+    with pytest.raises(ValueError, match="single plain word"):
+        TextMatcher({}, rules, {})
+
+
+def test_empty_and_non_text_input(knowledge: Knowledge) -> None:
+    assert knowledge.match_text("") == ()
+    assert knowledge.match_text(None) == ()
+    assert knowledge.match_text("...,;") == ()
+    assert knowledge.order_modality(None) is None
+
+
+# --- speed -----------------------------------------------------------------------------
+
+NOTE = (
+    "Pt 54 jr, sinds 3 wk lage rugpijn na tillen, uitstraling naar het been links tot onder "
+    "de knie. Geen koorts, geen mictieklachten. Lasègue positief links. Kracht 5/5, APR "
+    "beiderzijds aanwezig, geen zadelanesthesie. Beleid: oefentherapie."
+)
+
+
+def test_typical_note_is_matched_well_under_a_millisecond(knowledge: Knowledge) -> None:
+    match = knowledge._match_uncached  # bypass the cache: measure the matching itself
+    match(NOTE)
+    runs = 200
+    best = float("inf")
+    for _ in range(3):  # best of three, so a busy test machine does not fail the test
+        start = time.perf_counter()
+        for _ in range(runs):
+            match(NOTE)
+        best = min(best, (time.perf_counter() - start) / runs)
+    assert best < 0.001, f"{best * 1e6:.0f} µs per note"
+
+
+def test_typical_note_reading(knowledge: Knowledge) -> None:
+    assert positive(knowledge, NOTE) >= {
+        "low-back-pain",
+        "trauma-minor",
+        "radicular-symptoms",
+        "muscle-strength",
+        "reflex-test",
+        "active-care",
+    }
+    assert negated(knowledge, NOTE) == {"fever", "saddle-anaesthesia"}
