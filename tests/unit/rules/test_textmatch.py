@@ -115,6 +115,21 @@ def test_exclusion_cancels_overlapping_keyword(knowledge: Knowledge) -> None:
 @pytest.mark.parametrize(
     ("text", "concept"),
     [
+        ("bang voor kanker", "malignancy"),
+        ("family history of cancer", "malignancy"),
+        ("bewust afgevallen", "weight-loss"),
+        ("HIV-test gedaan", "immunosuppression"),
+        ("wil zwanger worden", "pregnancy"),
+        ("pijn bij bukken", "trauma-minor"),
+    ],
+)
+def test_look_alikes_are_not_findings(knowledge: Knowledge, text: str, concept: str) -> None:
+    assert concept not in positive(knowledge, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "concept"),
+    [
         ("Zadelanesthesie sinds gisteren", "saddle-anaesthesia"),
         ("perineal numbness", "saddle-anaesthesia"),
         ("APR afwezig links", "reflex-loss"),
