@@ -117,6 +117,7 @@ CASES = [
     case("sign-lumbar-mri-and-xray-mrc-4", INDICATED, [NEURO], APPROPRIATE, INFO, orders=["lumbar-mri", "lumbar-xray"], advice=["lumbar-xray"]),  # noqa: E501
     case("select-two-drafts-only-xray-selected", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, orders=["lumbar-xray"]),  # noqa: E501
     nothing("sign-thoracic-mri-only"),
+    nothing("select-chest-xray-selected-lumbar-mri-not"),
     case("select-mri-snomed-lbp-3wk", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- indication 1: trauma (trauma.json)
     case("mri-major-trauma-traffic-accident-icd10-v-code-10d", INDICATED, [TRAUMA], APPROPRIATE, INFO),  # noqa: E501
@@ -128,6 +129,7 @@ CASES = [
     case("xray-minor-trauma-age-69", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("xray-minor-trauma-lifting-no-risk-factor", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-minor-trauma-age-76", INDICATED, [TRAUMA], APPROPRIATE, INFO, advice=["lumbar-mri"]),
+    case("xray-minor-trauma-age-75-100d", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- indication 2: neurological deficit (neuro.json)
     case("mri-mrc-3-severe-weakness", URGENT, [NEURO], APPROPRIATE, CRITICAL),
     case("mri-mrc-4-weakness", INDICATED, [NEURO], APPROPRIATE, INFO),
@@ -144,6 +146,7 @@ CASES = [
     case("mri-knee-reflex-diminished-english", INDICATED, [NEURO], APPROPRIATE, INFO),
     case("mri-tingling-no-exam", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
     case("mri-lasegue-positive-no-exam", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
+    case("mri-lasegue-positief-text-no-exam", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
     case("mri-lasegue-positive-normal-exam", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-radicular-exam-40d-ago", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-radicular-exam-44d-ago", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
@@ -171,6 +174,7 @@ CASES = [
     case("mri-fever-urinary-tract-infection-10d", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-severe-pain-after-discectomy-40d-no-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),  # noqa: E501
     case("mri-severe-pain-after-discectomy-120d", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("mri-severe-pain-text-after-epidural-20d", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-fever-no-risk-factor", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-fever-text-only-koorts", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-geen-koorts-negated-diabetes", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
@@ -187,10 +191,12 @@ CASES = [
     case("mri-iv-drug-use-coded", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-prednisone-6-months", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-prednisolone-4-weeks", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("mri-prednisolone-request-repeats-120d", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-osteoporosis-icpc-l95-new-pain", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-night-pain-text", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-first-episode-text-age-50", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-first-episode-text-age-49", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("mri-first-episode-text-english-age-62", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-first-episode-record-history-age-55", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-earlier-back-pain-age-55", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-no-record-history-age-55", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
@@ -201,6 +207,7 @@ CASES = [
     case("mri-planned-discectomy-procedure", INDICATED, [SURGICAL], APPROPRIATE, INFO),
     case("mri-recorded-surgical-indication", INDICATED, [SURGICAL], APPROPRIATE, INFO),
     case("mri-tingling-no-exam-but-referral", INDICATED, [SURGICAL], APPROPRIATE, INFO),
+    case("mri-epidural-injection-done-120d-no-plan", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- indication 5: failed active conservative care (conservative_care.json)
     case("mri-failed-care-12wk-nrs-7-to-6", INDICATED, [CARE], APPROPRIATE, INFO),
     case("mri-care-12wk-nrs-7-to-5-improved", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
