@@ -343,11 +343,16 @@ class TextMatcher:
                 continue
             if cue.payload == "post":
                 return True
-            if cue.payload == "colon" and colon and cue.start == i:
+            if cue.payload == "colon" and colon and cue.start == i and self._ends(doc, cue.end):
+                # "Koorts: geen." negates; "Rugpijn: geen koorts" is about the fever
                 return True
             if cue.payload == "absence" and absence_counts:
                 return True
         return False
+
+    def _ends(self, doc: _Doc, i: int) -> bool:
+        """True when token i closes a clause (or the text ends there)."""
+        return i >= len(doc.tokens) or doc.clause[i] != doc.clause[i - 1]
 
     def _qualifiers_by_sentence(
         self, doc: _Doc, spans: list[Span[str]]

@@ -255,6 +255,13 @@ def test_cue_inside_a_keyword_is_a_positive(knowledge: Knowledge) -> None:
     assert found(knowledge, "no previous back pain")["first-episode"].negated is False
 
 
+def test_colon_cue_must_close_the_clause(knowledge: Knowledge) -> None:
+    matches = found(knowledge, "Rugklachten: geen koorts, geen uitstraling")
+    assert matches["low-back-pain"].negated is False
+    assert matches["fever"].negated is True
+    assert found(knowledge, "Nachtelijke pijn: geen. Koorts: ja")["night-pain"].negated is True
+
+
 def test_pseudo_negation_does_not_negate(knowledge: Knowledge) -> None:
     assert "night-pain" in positive(knowledge, "geen verbetering van de nachtelijke pijn")
     assert "night-pain" in positive(knowledge, "no improvement of night pain")
