@@ -101,6 +101,7 @@ _REQUEST_PLANNED = frozenset({"active", "draft", "on-hold"})
 _REQUEST_REFERRAL = frozenset({"active", "on-hold", "completed"})
 _REPORT_DONE = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
 _STUDY_IGNORED = frozenset({"cancelled", "entered-in-error"})
+_NEGATIVE_INTERPRETATION = frozenset({"N", "NEG"})
 
 
 def extract_facts(
@@ -387,32 +388,40 @@ class _Builder:
             _period_start(condition.onsetPeriod)
         )
         when = onset or self.when(condition.recordedDate)
-        recognised = self.recognise([condition.code], _notes(condition))
+        # The code says what the Condition is; notes may mention other things ("also
+        # diabetic"), so only the code decides whether this is a back-pain episode, and the
+        # structured severity and body site qualify only what the code names.
+        code = self.recognise([condition.code])
+        notes = self.recognise([], _notes(condition))
         severity = self._severity(condition.severity)
         qualifiers = self.structural_qualifiers(condition.bodySite or ())
         if severity == "severe":
             qualifiers.add("severe")
 
         episode = False
-        for concept, hit in recognised.hits.items():
-            if self.kind(concept) in ("order", "measurement", None):
+        for source, structured in ((code, True), (notes, False)):
+            for concept, hit in source.hits.items():
+                if self.kind(concept) in ("order", "measurement", None):
+                    continue
+                finding = Finding(
+                    concept,
+                    reference,
+                    when,
+                    hit.strength,
+                    severity=severity if structured else None,
+                    qualifiers=frozenset(
+                        hit.qualifiers | qualifiers if structured else hit.qualifiers
+                    ),
+                    current=current,
+                )
+                self.put(finding)
+                if structured and concept in EPISODE_CONCEPTS:
+                    episode = True
+                    if not current:
+                        self.prior_episodes.append(finding)
+            if not current:
                 continue
-            finding = Finding(
-                concept,
-                reference,
-                when,
-                hit.strength,
-                severity=severity,
-                qualifiers=frozenset(hit.qualifiers | qualifiers),
-                current=current,
-            )
-            self.put(finding)
-            if concept in EPISODE_CONCEPTS:
-                episode = True
-                if not current:
-                    self.prior_episodes.append(finding)
-        if current:
-            for concept, negated_qualifiers in recognised.negated.items():
+            for concept, negated_qualifiers in source.negated.items():
                 self.put(
                     Finding(
                         concept,
@@ -497,6 +506,10 @@ class _Builder:
         """True when the Observation's value says the coded finding is not there."""
         if observation.valueBoolean is False:
             return True
+        for interpretation in observation.interpretation or ():
+            # "N" / "NEG" on an Observation that names a finding: the finding is not there.
+            if _codes(interpretation) & _NEGATIVE_INTERPRETATION:
+                return True
         value = observation.valueCodeableConcept
         if value is not None:
             for coding in value.coding or ():
@@ -653,7 +666,7 @@ class _Builder:
                         qualifiers=frozenset(hit.qualifiers | qualifiers | extra),
                     )
                 )
-            elif concept == "surgical-referral" and not self._based_on_excluded(procedure):
+            elif concept == "surgical-referral" and self._is_referral(code, planned):
                 self.put(Finding(concept, reference, start, hit.strength))
             elif concept in _CARE_KIND and performed:
                 if start is None:
@@ -668,6 +681,15 @@ class _Builder:
                 self.prior_imaging.append(PriorImaging(modality, start, reference))
         self.surgical_indication(code, reference, start)
         self.surgical_indication(context, reference, start)
+
+    @staticmethod
+    def _is_referral(code: _Recognised, planned: bool) -> bool:
+        """A Procedure is a referral unless it is the spinal intervention itself, done.
+
+        "epidurale injectie" names both a referral target and the intervention: once
+        performed it is a spinal procedure (an infection risk), not a plan for surgery.
+        """
+        return planned or "spinal-procedure" not in code.hits
 
     def _imaging_modality(self, recognised: _Recognised, concepts: list[Any]) -> Any:
         """Modality of lumbar imaging named by code or text; False when it is not one."""
