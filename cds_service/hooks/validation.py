@@ -60,7 +60,20 @@ def json_path(error: ValidationError) -> str:
     path = ""
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    if error.validator == "required" and isinstance(error.instance, dict):
+    if error.validator == "dependentRequired" and isinstance(error.instance, dict):
+        missing = next(
+            (
+                needed
+                for field, needs in error.validator_value.items()
+                if field in error.instance
+                for needed in needs
+                if needed not in error.instance
+            ),
+            None,
+        )
+        if missing:
+            path = f"{path}.{missing}" if path else missing
+    elif error.validator == "required" and isinstance(error.instance, dict):
         missing = next((k for k in error.validator_value if k not in error.instance), None)
         if missing:
             path = f"{path}.{missing}" if path else missing

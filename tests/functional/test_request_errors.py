@@ -63,7 +63,7 @@ def test_wrong_hook_for_the_service_is_400(client):
         (lambda r: r.__setitem__("prefetch", {"conditions": "nope"}), "prefetch.conditions"),
         (
             lambda r: r.__setitem__(
-                "fhirAuthorization",
+                "fhirServer",
                 {
                     "access_token": "x",
                     "token_type": "Bearer",
@@ -72,7 +72,7 @@ def test_wrong_hook_for_the_service_is_400(client):
                     "subject": "c",
                 },
             ),
-            "fhirAuthorization",
+            "fhirServer",
         ),
         (lambda r: r.__setitem__("fhirServer", "ftp://example.org"), "fhirServer"),
         (lambda r: r.pop("context"), "context"),
@@ -120,7 +120,10 @@ def test_body_too_large_is_413():
 
 
 def test_unknown_path_and_method_get_operation_outcomes(app):
-    plain = app.test_client()  # undocumented paths are outside the OpenAPI contract
+    from flask.testing import FlaskClient
+
+    app.test_client_class = FlaskClient  # undocumented paths are outside the OpenAPI contract
+    plain = app.test_client()
     assert plain.get("/nowhere").get_json()["resourceType"] == "OperationOutcome"
     response = plain.put(SELECT, json={})
     assert response.status_code == 405
