@@ -42,10 +42,6 @@ INFECTION_RISK_STATES = ("iv-drug-use", "immunosuppression", "diabetes")
 TRAUMA_CONCEPTS = ("trauma-major", "trauma-minor", "lumbar-injury")
 SIDES = frozenset({"left", "right"})
 
-# Policy has no key for how long ago a finished steroid course still counts as "long-term use";
-# the team agreed on one year. Candidate for policy.yaml (red_flags.corticosteroid_recent_days).
-CORTICOSTEROID_RECENT_DAYS = 365
-
 # Reasons of criteria that could not be judged only because the episode onset is unknown.
 ONSET_UNKNOWN_REASONS = frozenset(
     {"episode-onset-unknown", "malignancy-onset-unknown", "osteoporosis-onset-unknown"}
@@ -502,7 +498,7 @@ def long_term_corticosteroids(ctx: Context) -> tuple[list[str], list[str]]:
             days = ((m.end or ctx.today) - m.start).days if (m.end or m.active) else None
         # A course without an end date that is no longer active is dated by its start.
         stopped = m.end if m.end is not None else m.start
-        recent = m.active or ctx.within(stopped, CORTICOSTEROID_RECENT_DAYS)
+        recent = m.active or ctx.within(stopped, ctx.policy.red_flags_corticosteroid_recent_days)
         if days is not None and days >= min_days and recent:
             long_term.append(m.reference)
         else:
