@@ -19,6 +19,11 @@ _RIGHT = re.compile(r"\b(?:rechts|rechter|right|dextra)\b")
 _BOTH = re.compile(
     r"\b(?:bilateraal|bilateral|beiderzijds|dubbelzijdig|beide (?:benen|zijden|kanten)|both)\b"
 )
+_SIDE_WORDS = re.compile(
+    r"\s*\b(?:links|linker|left|sinistra|rechts|rechter|right|dextra|bilateraal|bilateral"
+    r"|beiderzijds|dubbelzijdig)\b",
+    re.IGNORECASE,
+)
 _SEVERE = re.compile(r"\b(?:severe|ernstig|ernstige|heftig|heftige)\b")
 _MODERATE = re.compile(r"\b(?:moderate|matig|matige)\b")
 _MILD = re.compile(r"\b(?:mild|licht|lichte|gering|geringe)\b")
@@ -89,6 +94,11 @@ def laterality_from_text(text: str) -> set[str]:
     if _BOTH.search(folded) or {"left", "right"} <= found:
         found.add("bilateral")
     return found
+
+
+def without_laterality(text: str) -> str:
+    """The text with its side words removed ("Lasègue links" -> "Lasègue")."""
+    return _SIDE_WORDS.sub("", text).strip()
 
 
 def severity_from_text(text: str) -> str | None:

@@ -475,7 +475,10 @@ class _Builder:
                 self._measure(concept, hit, observation, reference, when, qualifiers)
 
         negative = self._negative_value(observation)
-        for source, can_be_negative in ((code, True), (value, False)):
+        sources = [(code, True), (value, False)]
+        if not negative:
+            sources.append((self._test_with_result(observation), False))
+        for source, can_be_negative in sources:
             for concept, hit in source.hits.items():
                 if self.kind(concept) in ("order", "measurement", None):
                     continue
@@ -500,6 +503,27 @@ class _Builder:
                     ),
                     absent=True,
                 )
+
+    def _test_with_result(self, observation: Any) -> _Recognised:
+        """The code's name and the value read as one phrase: "Lasègue" + "positief".
+
+        An examination Observation names the test in its code and the result in its value;
+        the keywords are written as phrases of both ("lasègue positief", "reflex afwezig").
+        Side words are taken out of the name so they do not split such a phrase, and are
+        given back as qualifiers.
+        """
+        code = observation.code
+        name = code.text or next((c.display for c in code.coding or () if c.display), None)
+        results = [observation.valueString, *_texts_of(observation.valueCodeableConcept)]
+        results = [r for r in results if r]
+        if not name or not results:
+            return _Recognised({}, {}, [])
+        sides = exam.laterality_from_text(name)
+        bare = exam.without_laterality(name)
+        recognised = self.recognise([], [f"{bare} {result}" for result in results])
+        for hit in recognised.hits.values():
+            hit.qualifiers |= sides
+        return recognised
 
     @staticmethod
     def _negative_value(observation: Any) -> bool:

@@ -350,6 +350,25 @@ def test_observation_valued_absent_turns_its_code_into_absent(knowledge: Knowled
     assert concepts(facts.findings) == {"foot-drop"}
 
 
+def test_test_name_and_result_are_read_as_one_phrase(knowledge: Knowledge) -> None:
+    facts = facts_of(
+        knowledge,
+        observation(
+            "slr",
+            cc(text="Proef van Lasègue links"),
+            when=days_ago(3),
+            valueString="positief bij 40 graden",
+        ),
+        observation("neg", cc(text="Lasègue rechts"), when=days_ago(3), valueString="negatief"),
+        observation("f", cc(text="Koorts"), when=days_ago(3), valueString="nee"),
+    )
+    sign = only(facts.findings, "radicular-symptoms")
+    assert (sign.reference, sign.strength) == ("Observation/slr", Strength.TEXT)
+    assert "left" in sign.qualifiers
+    assert "fever" not in concepts(facts.findings)
+    assert only(facts.absent, "fever").reference == "Observation/f"
+
+
 # -- measurements ----------------------------------------------------------------------------------
 
 
