@@ -10,6 +10,7 @@ from flask import Flask, Response, send_file
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from cds_service.cards.patient_page import bp as patient_page_bp
 from cds_service.cards.render import load_catalogue
 from cds_service.config import PROJECT_ROOT, Settings, load_settings
 from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=600,
     )
     app.register_blueprint(hooks_bp)
+    app.register_blueprint(patient_page_bp)
     _register_error_handlers(app)
 
     @app.get("/healthz")

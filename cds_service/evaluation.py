@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
-from cds_service.cards.language import negotiate
+from cds_service.cards.language import negotiate, variant
 from cds_service.cards.pama import rating_action
-from cds_service.cards.render import Catalogue, render_card
+from cds_service.cards.render import CardContext, Catalogue, render_card
 from cds_service.config import Settings
 from cds_service.errors import InvalidRequest
 from cds_service.fhir.facts import extract_facts
@@ -116,7 +116,14 @@ def evaluate(
         decision = decide(facts, order, knowledge.policy)
         consult_id = str(uuid.uuid4())
         show = settings.show_indicated_cards or decision.outcome is not Outcome.INDICATED
-        card = render_card(decision, language, catalogue) if show else None
+        card_context = CardContext(
+            facts=facts,
+            draft=draft,
+            patient_id=context.get("patientId"),
+            base_url=settings.public_base_url,
+            variant=variant(accept_language, patient, language),
+        )
+        card = render_card(decision, language, catalogue, card_context) if show else None
         action = rating_action(
             draft, decision, consult_id=consult_id, qcdsm_id=settings.qcdsm_id, language=language
         )

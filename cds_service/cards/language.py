@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 SUPPORTED = ("nl", "en")
+FLEMISH = "nl-BE"
 
 
 def _primary(tag: str) -> str:
@@ -14,6 +15,12 @@ def _primary(tag: str) -> str:
 
 def from_accept_language(header: str | None) -> str | None:
     """The best supported language in an Accept-Language header, honouring q-values."""
+    tag = best_accept_tag(header)
+    return _primary(tag) if tag else None
+
+
+def best_accept_tag(header: str | None) -> str | None:
+    """The full tag (e.g. 'nl-BE') of the best supported language in an Accept-Language header."""
     if not header:
         return None
     ranked: list[tuple[float, int, str]] = []
@@ -32,7 +39,7 @@ def from_accept_language(header: str | None) -> str | None:
             ranked.append((-quality, position, tag))
     for _, _, tag in sorted(ranked):
         if _primary(tag) in SUPPORTED:
-            return _primary(tag)
+            return tag
     return None
 
 
@@ -63,3 +70,20 @@ def negotiate(header: str | None, patient: Mapping[str, Any] | None, default: st
     if tag and _primary(tag) in SUPPORTED:
         return _primary(tag)
     return default if default in SUPPORTED else SUPPORTED[0]
+
+
+def variant(header: str | None, patient: Mapping[str, Any] | None, language: str) -> str | None:
+    """'nl-BE' when Dutch was chosen for a Flemish reader, else None.
+
+    The header's region wins when it names one (nl-BE or nl-NL); a bare 'nl' header or no header
+    leaves it to the Patient's communication language.
+    """
+    if language != "nl":
+        return None
+    tag = best_accept_tag(header)
+    if tag and _primary(tag) == "nl" and "-" in tag.replace("_", "-"):
+        return FLEMISH if tag.replace("_", "-").lower() == "nl-be" else None
+    patient_tag = patient_language_tag(patient)
+    if patient_tag and patient_tag.replace("_", "-").lower() == "nl-be":
+        return FLEMISH
+    return None
