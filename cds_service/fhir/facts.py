@@ -119,7 +119,13 @@ def extract_facts(
         builder.note("input: not a list of resources")
         return builder.build()
     for index, item in enumerate(items):
-        builder.add(index, item)
+        try:
+            builder.add(index, item)
+        except Exception:
+            # Last line of defence (a Mapping whose .get raises, say): one odd item must not
+            # cost the clinician the whole answer.
+            logger.exception("facts: input[%d] could not be read", index)
+            builder.note(f"input[{index}]: not readable")
     return builder.build()
 
 
@@ -181,7 +187,6 @@ class _Recognised:
 
     hits: dict[str, _Hit]
     negated: dict[str, set[str]]
-    texts: list[str]
 
 
 class _Builder:
@@ -303,7 +308,7 @@ class _Builder:
         # present: the negation usually belongs to another sentence ("no longer ...").
         for concept_id in hits:
             negated.pop(concept_id, None)
-        return _Recognised(hits, negated, all_texts)
+        return _Recognised(hits, negated)
 
     def put(self, finding: Finding, *, absent: bool = False) -> None:
         """Store a finding, merging with one of the same concept from the same resource."""
@@ -313,12 +318,11 @@ class _Builder:
         if old is None:
             store[key] = finding
             return
+        coded = Strength.CODE in (old.strength, finding.strength)
         store[key] = replace(
             old,
             when=old.when or finding.when,
-            strength=Strength.CODE
-            if Strength.CODE in (old.strength, finding.strength)
-            else (Strength.TEXT),
+            strength=Strength.CODE if coded else Strength.TEXT,
             severity=old.severity or finding.severity,
             value=old.value if old.value is not None else finding.value,
             unit=old.unit or finding.unit,
@@ -326,7 +330,9 @@ class _Builder:
             current=old.current and finding.current,
         )
 
-    def surgical_indication(self, recognised: _Recognised, reference: str, when: date | None):
+    def surgical_indication(
+        self, recognised: _Recognised, reference: str, when: date | None
+    ) -> None:
         """The text-only "surgical-indication" concept, from whichever resource states it."""
         hit = recognised.hits.get("surgical-indication")
         if hit is not None:
@@ -517,7 +523,7 @@ class _Builder:
         results = [observation.valueString, *_texts_of(observation.valueCodeableConcept)]
         results = [r for r in results if r]
         if not name or not results:
-            return _Recognised({}, {}, [])
+            return _Recognised({}, {})
         sides = exam.laterality_from_text(name)
         bare = exam.without_laterality(name)
         recognised = self.recognise([], [f"{bare} {result}" for result in results])
@@ -577,13 +583,23 @@ class _Builder:
             self.put(base)
 
     def _quantity(self, base: Finding, observation: Any, convert: Any, unit: str) -> None:
-        """A valueQuantity converted to the rules' unit; unconvertible units become a note."""
+        """A valueQuantity converted to the rules' unit; unconvertible units become a note.
+
+        A bare number in valueString ("38,6") counts as a quantity without a unit: `convert`
+        then decides whether the number alone is unambiguous (temperatures are; weights not).
+        """
         quantity = observation.valueQuantity
-        number = as_float(quantity.value) if quantity is not None else None
+        if quantity is not None:
+            number = as_float(quantity.value)
+            unit_code = unit_key(quantity.code, quantity.unit)
+        else:
+            text = observation.valueString
+            number = _plain_number(text) if isinstance(text, str) else None
+            unit_code = None
         if number is None:
             self.note(f"{base.reference}: no value")
             return
-        converted = convert(number, unit_key(quantity.code, quantity.unit))
+        converted = convert(number, unit_code)
         if converted is None:
             self.note(f"{base.reference}: unit not convertible")
             return

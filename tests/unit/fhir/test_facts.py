@@ -401,6 +401,17 @@ def test_body_weight_in_kilograms(knowledge: Knowledge, value: float, unit: str,
     assert only(facts.findings, "body-weight").value == pytest.approx(kg, abs=0.01)
 
 
+def test_bare_number_is_a_temperature_but_not_a_weight(knowledge: Knowledge) -> None:
+    facts = facts_of(
+        knowledge,
+        observation("t", cc(text="Temperatuur"), when=days_ago(1), valueString="38,6"),
+        observation("w", cc(text="Lichaamsgewicht"), when=days_ago(1), valueString="80"),
+    )
+    assert only(facts.findings, "body-temperature").value == pytest.approx(38.6)
+    assert "body-weight" not in concepts(facts.findings)
+    assert facts.data_notes == ("Observation/w: unit not convertible",)
+
+
 def test_unconvertible_unit_is_a_note_not_a_value(knowledge: Knowledge) -> None:
     facts = facts_of(knowledge, quantity_obs("t", "8310-5", 311, "K"))
     assert "body-temperature" not in concepts(facts.findings)
