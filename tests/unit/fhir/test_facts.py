@@ -469,7 +469,11 @@ def reflex_obs(rid: str, **value: Any) -> dict:
         ({"valueString": "afwezig"}, "abnormal"),
         ({"valueCodeableConcept": {"text": "absent"}}, "abnormal"),
         ({"interpretation": [cc(INTERPRETATION, "A")]}, "abnormal"),
+        ({"valueString": "niet opwekbaar"}, "abnormal"),
         ({"valueString": "normaal, symmetrisch"}, "normal"),
+        ({"valueString": "geen afwijkingen"}, "normal"),
+        ({"valueInteger": 2}, "normal"),
+        ({"valueInteger": 0}, "abnormal"),
         ({"interpretation": [cc(INTERPRETATION, "N")]}, "normal"),
     ],
 )
