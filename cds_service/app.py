@@ -6,10 +6,13 @@ import logging
 from pathlib import Path
 
 import requests
-from flask import Flask, Response, send_file
+from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from cds_service.audit.feedback import bp as feedback_bp
+from cds_service.audit.reports.routes import bp as reports_bp
+from cds_service.audit.service import init_audit
 from cds_service.cards.patient_page import bp as patient_page_bp
 from cds_service.cards.render import load_catalogue
 from cds_service.config import PROJECT_ROOT, Settings, load_settings
@@ -46,6 +49,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.register_blueprint(hooks_bp)
     app.register_blueprint(patient_page_bp)
+    init_audit(app, settings, app.extensions["cds_runtime"].knowledge)
+    app.register_blueprint(feedback_bp)
+    app.register_blueprint(reports_bp)
     _register_error_handlers(app)
 
     @app.get("/healthz")
@@ -56,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/openapi.yaml")
     def openapi() -> Response:
         """The OpenAPI 3.1 description of this service."""
-        return send_file(OPENAPI_PATH, mimetype="application/yaml")
+        # Bytes, not send_file: a file handle left to the garbage collector warns in tests.
+        return Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")
 
     return app
 

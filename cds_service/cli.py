@@ -1,4 +1,4 @@
-"""Command line: `cds-service serve | evaluate`."""
+"""Command line: `cds-service serve | evaluate | db upgrade | report`."""
 
 from __future__ import annotations
 
@@ -89,6 +89,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from cds_service.audit.store import AuditStore
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    try:
+        url = args.database_url or load_settings().database_url
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    store = AuditStore.from_url(url)
+    try:
+        store.upgrade()
+    finally:
+        store.engine.dispose()
+    print("audit schema is at the newest migration")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -103,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response")
     evaluate.add_argument("--now", help="evaluate as of this ISO 8601 moment (default: now)")
     evaluate.set_defaults(func=_evaluate)
+    database = commands.add_parser("db", help="audit database maintenance")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")
+    upgrade.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    upgrade.set_defaults(func=_db_upgrade)
     return parser
 
 

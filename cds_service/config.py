@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,18 @@ class Settings:
     mappings_dir: Path = PROJECT_ROOT / "mappings"
     cards_dir: Path = PROJECT_ROOT / "cards"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Audit and reports (cds_service/audit/).
+    pseudonym_key: str = ""
+    report_token: str = ""
+    tenant: str = "default"
+    database_auto_upgrade: bool = True
+    tariffs: Mapping[str, float] = field(
+        default_factory=lambda: {"xray": 60.0, "ct": 180.0, "mri": 250.0}
+    )
+    dose_msv: Mapping[str, float] = field(
+        default_factory=lambda: {"xray": 1.5, "ct": 6.0, "mri": 0.0}
+    )
+    currency: str = "EUR"
 
     @property
     def is_development(self) -> bool:
@@ -62,6 +75,22 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
 
 
+def _per_modality(value: str) -> dict[str, float]:
+    """Parse "xray=60,ct=180,mri=250": one non-negative number per modality."""
+    found: dict[str, float] = {}
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        name = name.strip().lower()
+        if name not in ("xray", "ct", "mri") or not number.strip():
+            raise ValueError(f"expected xray=N,ct=N,mri=N, got {value!r}")
+        found[name] = float(number)
+        if found[name] < 0:
+            raise ValueError(f"{name} must not be negative")
+    if set(found) != {"xray", "ct", "mri"}:
+        raise ValueError("give a value for each of xray, ct and mri")
+    return found
+
+
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_ENV": ("env", str),
     "CDS_HOST": ("host", str),
@@ -78,6 +107,13 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_QCDSM_ID": ("qcdsm_id", str),
     "CDS_MAPPINGS_DIR": ("mappings_dir", Path),
     "CDS_CARDS_DIR": ("cards_dir", Path),
+    "CDS_PSEUDONYM_KEY": ("pseudonym_key", str),
+    "CDS_REPORT_TOKEN": ("report_token", str),
+    "CDS_TENANT": ("tenant", str),
+    "CDS_DATABASE_AUTO_UPGRADE": ("database_auto_upgrade", _bool),
+    "CDS_TARIFFS": ("tariffs", _per_modality),
+    "CDS_DOSE_MSV": ("dose_msv", _per_modality),
+    "CDS_CURRENCY": ("currency", str),
 }
 
 
@@ -124,6 +160,16 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError("CDS_PUBLIC_BASE_URL must use https in production")
         if any(urlsplit(e).scheme != "https" for e in settings.fhir_allowlist):
             raise ConfigError("CDS_FHIR_SERVER_ALLOWLIST entries must use https in production")
+    if settings.pseudonym_key and len(settings.pseudonym_key) < 32:
+        raise ConfigError("CDS_PSEUDONYM_KEY must be at least 32 characters")
+    if not settings.pseudonym_key and not settings.is_development:
+        raise ConfigError("CDS_PSEUDONYM_KEY is required outside development and test")
+    if settings.report_token and len(settings.report_token) < 16:
+        raise ConfigError("CDS_REPORT_TOKEN must be at least 16 characters")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", settings.tenant):
+        raise ConfigError("CDS_TENANT must be 1-64 letters, digits, '.', '_' or '-'")
+    if not re.fullmatch(r"[A-Z]{3}", settings.currency):
+        raise ConfigError("CDS_CURRENCY must be a three-letter ISO 4217 code")
     for directory, name in (
         (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
         (settings.cards_dir, "CDS_CARDS_DIR"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +14,7 @@ from flask.testing import FlaskClient
 
 from cds_service.app import create_app
 from cds_service.config import Settings
+from tests.support.audit_db import postgres_schema
 from tests.support.contract import check_response
 from tests.support.fhir_stub import FhirStub
 
@@ -32,10 +35,62 @@ class ContractClient(FlaskClient):
         return response
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_audit_writes_to_var(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Apps built from the environment (CLI, live server) audit into a temporary SQLite file."""
+    path = tmp_path_factory.mktemp("audit") / "environment.db"
+    previous = os.environ.get("CDS_DATABASE_URL")
+    os.environ["CDS_DATABASE_URL"] = f"sqlite:///{path}"
+    yield
+    if previous is None:
+        os.environ.pop("CDS_DATABASE_URL", None)
+    else:
+        os.environ["CDS_DATABASE_URL"] = previous
+
+
 @pytest.fixture
-def settings() -> Settings:
+def settings(tmp_path: Path) -> Settings:
     """Test settings: development conveniences, English default kept Dutch as shipped."""
-    return Settings(env="test", public_base_url="http://cds.test")
+    return Settings(
+        env="test",
+        public_base_url="http://cds.test",
+        database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+    )
+
+
+AUDIT_BACKENDS = ["sqlite", "postgresql"] if os.environ.get("CDS_TEST_DATABASE_URL") else ["sqlite"]
+
+
+@pytest.fixture(params=AUDIT_BACKENDS)
+def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty audit database: a SQLite file, and (when CDS_TEST_DATABASE_URL is set) a fresh
+    PostgreSQL schema dropped afterwards. An unreachable PostgreSQL fails the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+        return
+    with postgres_schema(os.environ["CDS_TEST_DATABASE_URL"]) as url:
+        yield url
+
+
+@pytest.fixture
+def audit_settings(settings: Settings, audit_url: str) -> Settings:
+    """Test settings writing the audit to `audit_url`."""
+    return settings.with_overrides(database_url=audit_url)
+
+
+@pytest.fixture
+def audit_app(audit_settings: Settings) -> Iterator[Flask]:
+    """An app auditing into `audit_url`; its connections are closed afterwards."""
+    app = create_app(audit_settings)
+    app.test_client_class = ContractClient
+    yield app
+    app.extensions["cds_audit"].store.engine.dispose()
+
+
+@pytest.fixture
+def audit_client(audit_app: Flask) -> FlaskClient:
+    """A contract-checking client of an app auditing into `audit_url`."""
+    return audit_app.test_client()
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, request
 
+from cds_service.audit.service import current_audit
 from cds_service.errors import InvalidRequest, UnknownService, WrongHook
 from cds_service.evaluation import evaluate
 from cds_service.hooks.discovery import SERVICES, ServiceDefinition, discovery_document
@@ -61,6 +63,7 @@ def discovery() -> Response:
 @bp.post("/<service_id>")
 def call_service(service_id: str) -> Response:
     """POST /cds-services/{id}: evaluate the draft orders of an order-select or order-sign call."""
+    started = time.perf_counter()
     service = _service(service_id)
     body = parse_json_body()
     hook = body.get("hook")
@@ -87,5 +90,9 @@ def call_service(service_id: str) -> Response:
             "orders": len(result.orders),
             "decisions": [o.decision.outcome.value for o in result.orders],
         },
+    )
+    # Audit rows never block the answer: record_call logs and swallows any store failure.
+    current_audit().record_call(
+        service.id, body, result, round((time.perf_counter() - started) * 1000)
     )
     return json_response(result.response)

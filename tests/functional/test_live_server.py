@@ -64,6 +64,7 @@ def live_server() -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
+        process.stderr.close()
 
 
 def _checked(response: requests.Response, path: str, method: str) -> requests.Response:

@@ -1,0 +1,177 @@
+"""POST /cds-services/{id}/feedback (CDS Hooks 2.0): accepted and overridden cards, stored coded.
+
+A batch is all or nothing: when any item names a card (or a suggestion) this service did not
+issue, nothing is stored and the 422 OperationOutcome names every unknown uuid. Because
+feedback is idempotent, the client can correct and resend the whole batch. The clinician's
+`userComment` is never stored: only the override reason's system and code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from flask import Blueprint, Response
+from jsonschema import Draft202012Validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds_service.audit.models import ACCEPTED, CANCELLED, OVERRIDDEN, REPLACED
+from cds_service.audit.pseudonyms import safe_token
+from cds_service.audit.recording import CANCEL, REPLACE
+from cds_service.audit.service import current_audit
+from cds_service.errors import CdsError, InvalidRequest, Issue
+from cds_service.hooks.routes import _service, json_response, parse_json_body
+from cds_service.hooks.validation import json_path
+
+bp = Blueprint("cds_feedback", __name__, url_prefix="/cds-services")
+log = logging.getLogger(__name__)
+MAX_ISSUES = 20
+UNRECOGNISED_CODE = "unrecognised-code"
+
+
+class AuditUnavailable(CdsError):
+    """The audit store cannot be reached; the client may retry the same batch later."""
+
+    status = 503
+    issue_code = "transient"
+
+
+class UnknownCards(CdsError):
+    """Feedback names cards or suggestions this service never issued."""
+
+    status = 422
+    issue_code = "not-found"
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    text = (resources.files("cds_service.audit") / "feedback.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _validate(body: Any) -> None:
+    errors = sorted(_validator().iter_errors(body), key=lambda e: list(e.absolute_path))
+    if errors:
+        issues = []
+        for error in errors[:MAX_ISSUES]:
+            path = json_path(error)
+            message = (
+                "required field is missing" if error.validator == "required" else error.message
+            )
+            issues.append(Issue("invalid", f"{path}: {message[:200]}", path))
+        raise InvalidRequest(issues[0].diagnostics, issues=issues)
+
+
+def parse_timestamp(value: str, where: str) -> datetime:
+    """An RFC 3339 date-time with an offset, in UTC."""
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidRequest(
+            f"{where}: must be an RFC 3339 date-time with a time zone (1985-04-12T23:20:50.52Z)",
+            expression=where,
+        )
+    return moment.astimezone(UTC)
+
+
+def _digest(item: dict[str, Any], outcome_at: datetime) -> str:
+    reason = (item.get("overrideReason") or {}).get("reason") or {}
+    key = [
+        item["card"],
+        item["outcome"],
+        sorted(s["id"] for s in item.get("acceptedSuggestions") or ()),
+        reason.get("system"),
+        reason.get("code"),
+        outcome_at.isoformat(),
+    ]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """audit_feedback rows for a validated request, or UnknownCards naming what is unknown."""
+    store = current_audit().ready_store()
+    items = body["feedback"]
+    cards = store.cards(service_id, (item["card"] for item in items))
+    suggestions = store.suggestions(cards.values())
+    issues = []
+    for index, item in enumerate(items):
+        if item["card"] not in cards:
+            where = f"feedback[{index}].card"
+            issues.append(Issue("not-found", f"{where}: unknown card {item['card'][:64]}", where))
+            continue
+        for position, accepted in enumerate(item.get("acceptedSuggestions") or ()):
+            owner = suggestions.get(accepted["id"])
+            if owner is None or owner[0] != cards[item["card"]]:
+                where = f"feedback[{index}].acceptedSuggestions[{position}].id"
+                issues.append(
+                    Issue(
+                        "not-found",
+                        f"{where}: card {item['card'][:64]} has no suggestion "
+                        f"{accepted['id'][:64]}",
+                        where,
+                    )
+                )
+    if issues:
+        raise UnknownCards(issues[0].diagnostics, issues=issues[:MAX_ISSUES])
+
+    received = datetime.now(UTC)
+    rows = []
+    for index, item in enumerate(items):
+        outcome_at = parse_timestamp(
+            item["outcomeTimestamp"], f"feedback[{index}].outcomeTimestamp"
+        )
+        accepted_ids = [s["id"] for s in item.get("acceptedSuggestions") or ()]
+        kinds = {suggestions[s][1] for s in accepted_ids}
+        reason = (item.get("overrideReason") or {}).get("reason") or {}
+        if item["outcome"] == "overridden":
+            response = OVERRIDDEN
+        elif CANCEL in kinds:
+            response = CANCELLED
+        elif REPLACE in kinds:
+            response = REPLACED
+        else:
+            response = ACCEPTED
+        overridden = response == OVERRIDDEN and reason
+        rows.append(
+            {
+                "evaluation_id": cards[item["card"]],
+                "card_uuid": item["card"],
+                "outcome": item["outcome"],
+                "response": response,
+                "accepted_suggestions": ",".join(accepted_ids)[:400] or None,
+                "override_system": reason["system"][:128] if overridden else None,
+                "override_code": (safe_token(reason["code"]) or UNRECOGNISED_CODE)
+                if overridden
+                else None,
+                "outcome_at": outcome_at,
+                "received_at": received,
+                "digest": _digest(item, outcome_at),
+            }
+        )
+    return rows
+
+
+@bp.post("/<service_id>/feedback")
+def receive_feedback(service_id: str) -> Response:
+    """POST /cds-services/{id}/feedback: store a batch of feedback items."""
+    service = _service(service_id)
+    body = parse_json_body()
+    _validate(body)
+    try:
+        rows = feedback_rows(service.id, body)
+        stored, duplicates = current_audit().ready_store().record_feedback(rows)
+    except SQLAlchemyError as exc:
+        log.error("feedback not stored: audit store error", extra={"error": type(exc).__name__})
+        raise AuditUnavailable("the audit store is unavailable; resend the batch later") from exc
+    return json_response(
+        {"received": len(rows), "stored": stored, "duplicates": duplicates}, status=200
+    )

@@ -1,0 +1,101 @@
+"""The audit tables (SQLAlchemy Core); Alembic migrations under migrations/ create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, hence autoincrementing) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Codes of the clinician's response to a card, derived from CDS Hooks feedback.
+CANCELLED = "cancelled"  # accepted a suggestion that deletes the draft order
+REPLACED = "replaced"  # accepted a suggestion that deletes it and creates an alternative
+ACCEPTED = "accepted"  # accepted another suggestion (or none we recognise)
+OVERRIDDEN = "overridden"
+RESPONSES = (CANCELLED, REPLACED, ACCEPTED, OVERRIDDEN)
+
+evaluation = Table(
+    "audit_evaluation",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    # The same moment as epoch milliseconds and as "YYYY-MM", so that windows ("within 42 days")
+    # and monthly groups are plain integer and string comparisons on SQLite and PostgreSQL alike.
+    Column("ts", BigInteger, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("hook", String(32), nullable=False),
+    Column("hook_instance", String(64), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("patient", String(64), nullable=False),
+    Column("clinician", String(64), nullable=False),
+    Column("encounter", String(64)),
+    Column("order_ref", String(64), nullable=False),
+    Column("order_system", String(128)),
+    Column("order_code", String(32)),
+    Column("modality", String(8), nullable=False),
+    Column("decision", String(24), nullable=False),
+    Column("criteria_met", String(512), nullable=False),
+    Column("policy_version", String(32), nullable=False),
+    Column("card_uuid", String(36), unique=True),
+    Column("consult_id", String(36), nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    # The clinician's latest response to the card (NULL: no feedback yet), kept on the row so
+    # that reports are single-table aggregates; audit_feedback keeps every message received.
+    Column("response", String(16)),
+    Column("override_system", String(128)),
+    Column("override_code", String(64)),
+    Column("responded_at", DateTime(timezone=True)),
+    Index("ix_audit_evaluation_ts", "ts"),
+    Index("ix_audit_evaluation_patient_ts", "patient", "ts"),
+    Index("ix_audit_evaluation_clinician", "clinician"),
+)
+
+suggestion = Table(
+    "audit_suggestion",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column(
+        "evaluation_id",
+        Id,
+        ForeignKey("audit_evaluation.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(16), nullable=False),  # cancel | replace | other
+)
+
+feedback = Table(
+    "audit_feedback",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "evaluation_id",
+        Id,
+        ForeignKey("audit_evaluation.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("card_uuid", String(36), nullable=False),
+    Column("outcome", String(16), nullable=False),  # accepted | overridden
+    Column("response", String(16), nullable=False),  # one of RESPONSES
+    Column("accepted_suggestions", String(400)),  # comma-separated suggestion uuids
+    Column("override_system", String(128)),
+    Column("override_code", String(64)),
+    Column("outcome_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # SHA-256 of the normalised feedback item: a repeated message is recognised and ignored.
+    Column("digest", String(64), nullable=False, unique=True),
+)
