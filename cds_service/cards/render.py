@@ -33,6 +33,7 @@ INDICATORS = {
 }
 DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}
+DATA_CHECKS = frozenset({"neuro-exam-missing", "outcome-scores-missing", "no-episode-data"})
 SUMMARY_LIMIT = 139
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 PATIENT_PAGE_PATH = "/patient-info"
@@ -390,6 +391,10 @@ def _checks(decision: Decision, catalogue: Catalogue, language: str, facts: Any)
             continue
         label = catalogue.criterion_label(criterion.id, language)
         reason = catalogue.reason_label(criterion.reason, criterion.id, language)
+        if criterion.id in DATA_CHECKS and criterion.status is Status.NOT_MET:
+            # A data check that did not fire means the data was there: say so plainly.
+            lines.append(f"- ✔ {reason}{_refs(criterion.evidence)}")
+            continue
         text = label if reason == label else f"{label}: {reason}"
         lines.append(f"- {STATUS_MARK[criterion.status]} {text}{_refs(criterion.evidence)}")
     return "\n".join(lines)
