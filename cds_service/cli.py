@@ -108,6 +108,40 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from cds_service.audit.reports.figures import Period
+    from cds_service.audit.reports.run import build_report
+    from cds_service.audit.store import AuditStore
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    try:
+        settings = load_settings()
+        period = Period(date.fromisoformat(args.date_from), date.fromisoformat(args.date_to))
+    except (ConfigError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    store = AuditStore.from_url(args.database_url or settings.database_url)
+    try:
+        _, text = build_report(
+            store.engine,
+            settings,
+            period,
+            by=args.by,
+            fmt=args.format,
+            progress=sys.stderr.isatty(),
+        )
+    finally:
+        store.engine.dispose()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -127,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")
     upgrade.add_argument("--database-url", help="default: CDS_DATABASE_URL")
     upgrade.set_defaults(func=_db_upgrade)
+    report = commands.add_parser("report", help="the avoided-scans report from the audit store")
+    report.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
+    report.add_argument("--by", choices=("month", "clinician", "organisation"))
+    report.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    report.add_argument("--out", help="write to this file (default: standard output)")
+    report.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    report.set_defaults(func=_report)
     return parser
 
 

@@ -1,7 +1,91 @@
-"""GET /reports/avoided-scans: the avoided-scans report over HTTP, behind CDS_REPORT_TOKEN."""
+"""GET /reports/avoided-scans (JSON) and /reports/avoided-scans.html, behind CDS_REPORT_TOKEN."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import logging
+from datetime import date
+
+from flask import Blueprint, Response, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds_service.audit.reports.figures import GROUPINGS, Period
+from cds_service.audit.reports.run import build_report
+from cds_service.audit.service import current_audit
+from cds_service.errors import CdsError, InvalidRequest
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
+log = logging.getLogger(__name__)
+
+
+class Unauthorised(CdsError):
+    """No or a wrong bearer token for the reports."""
+
+    status = 401
+    issue_code = "login"
+
+
+class ReportUnavailable(CdsError):
+    """The audit store cannot be read."""
+
+    status = 503
+    issue_code = "transient"
+
+
+def _check_token() -> None:
+    expected = current_audit().settings.report_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not expected:
+        raise Unauthorised("reports are disabled: CDS_REPORT_TOKEN is not set")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+        raise Unauthorised("a valid bearer token is required", expression="Authorization")
+
+
+def _date(name: str) -> date:
+    raw = request.args.get(name)
+    if not raw:
+        raise InvalidRequest(f"{name}: required (YYYY-MM-DD)", expression=name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: not a date (YYYY-MM-DD)", expression=name) from exc
+
+
+def _report(fmt: str, mimetype: str) -> Response:
+    _check_token()
+    by = request.args.get("by") or None
+    if by is not None and by not in GROUPINGS:
+        raise InvalidRequest(f"by: must be one of {', '.join(GROUPINGS)}", expression="by")
+    try:
+        period = Period(_date("from"), _date("to"))
+    except ValueError as exc:
+        raise InvalidRequest(f"to: {exc}", expression="to") from exc
+    audit = current_audit()
+    try:
+        _, text = build_report(audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt)
+    except SQLAlchemyError as exc:
+        log.error("report failed: audit store error", extra={"error": type(exc).__name__})
+        raise ReportUnavailable("the audit store is unavailable") from exc
+    return Response(text, mimetype=mimetype)
+
+
+@bp.errorhandler(Unauthorised)
+def _unauthorised(error: Unauthorised) -> Response:
+    from cds_service.hooks.routes import json_response
+
+    response = json_response(error.to_operation_outcome(), error.status)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="reports"'
+    return response
+
+
+@bp.get("/avoided-scans")
+def avoided_scans() -> Response:
+    """The avoided-scans figures as JSON."""
+    return _report("json", "application/json")
+
+
+@bp.get("/avoided-scans.html")
+def avoided_scans_html() -> Response:
+    """The avoided-scans report as a self-contained HTML page with inline SVG charts."""
+    return _report("html", "text/html")

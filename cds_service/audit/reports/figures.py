@@ -1,0 +1,374 @@
+"""The avoided-scans figures, computed as SQL aggregates in the database (SQLite or PostgreSQL).
+
+Every figure is defined in DEFINITIONS, and the report prints those definitions next to the
+numbers. The queries scan the period once per table of the report and look ahead per avoided
+(or urgent) order through the (patient, ts) index, so they grow with the database, not with
+the service's memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, exists, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from cds_service.audit.models import CANCELLED, OVERRIDDEN, REPLACED, evaluation
+
+DAY_MS = 86_400_000
+REORDER_DAYS = 42
+HEDIS_DAYS = 28
+URGENT_FOLLOW_UP_HOURS = 24
+DECISIONS = ("urgent", "indicated", "not-indicated", "insufficient-data")
+MODALITIES = ("xray", "ct", "mri")
+GROUPINGS = ("month", "clinician", "organisation")
+
+DEFINITIONS = {
+    "evaluation": "One lumbar imaging order (X-ray, CT or MRI) judged in one hook call. An order "
+    "judged at order-select and again at order-sign counts twice. The period covers "
+    "evaluations from the first day 00:00 UTC up to the end of the last day.",
+    "not-indicated": "Evaluations whose decision was not-indicated (no imaging indication found "
+    "although the data to judge it was there).",
+    "cancelled": "Not-indicated evaluations whose card's latest feedback accepted a suggestion "
+    "that only deletes the draft order.",
+    "replaced": "Not-indicated evaluations whose card's latest feedback accepted a suggestion "
+    "that deletes the draft order and creates an alternative (physiotherapy referral).",
+    "scans avoided": "cancelled + replaced.",
+    "accepted other": "Not-indicated evaluations whose latest feedback accepted a suggestion "
+    "that neither cancels nor replaces the order.",
+    "overridden": "Not-indicated evaluations whose latest feedback was overridden, counted "
+    "per override reason (system and code; no reason given counts as 'none').",
+    "no response": "Not-indicated evaluations without any feedback.",
+    "signed lumbar imaging order": "An order-sign evaluation of a lumbar imaging order whose "
+    "card was not cancelled or replaced (no feedback, overridden, or another suggestion "
+    "accepted), whatever its decision.",
+    "re-ordered": f"Scans avoided followed by a signed lumbar imaging order for the same "
+    f"(pseudonymous) patient later and at most {REORDER_DAYS} days after the avoided "
+    "evaluation, looked for in the whole audit store (also after the period).",
+    "net avoided": "scans avoided − re-ordered.",
+    "28-day measure": f"In the spirit of HEDIS LBP. Episodes: patients with at least one "
+    f"not-indicated evaluation in the period, indexed at their first one. Without imaging: "
+    f"episodes with no signed lumbar imaging order from the index moment up to {HEDIS_DAYS} "
+    f"days later (the index evaluation itself counts when it is a signed order). Rate: "
+    f"without imaging / episodes; higher is better.",
+    "urgent follow-through": f"Urgent evaluations followed by a signed lumbar imaging order "
+    f"for the same patient within {URGENT_FOLLOW_UP_HOURS} hours (the urgent evaluation "
+    f"itself counts when it is a signed order).",
+    "cost and radiation avoided": "net avoided per modality × the configured tariff "
+    "(CDS_TARIFFS) and effective dose per examination (CDS_DOSE_MSV).",
+    "clinician": "The keyed pseudonym of the ordering user (context.userId); the report never "
+    "holds names.",
+    "organisation": "The tenant recorded with the evaluation (CDS_TENANT or the JWT tenant).",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """From the first day 00:00 UTC to the day after the last day 00:00 UTC."""
+
+    first: date
+    last: date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError("the period ends before it starts")
+
+    @property
+    def start_ms(self) -> int:
+        return int(datetime.combine(self.first, time(), UTC).timestamp() * 1000)
+
+    @property
+    def end_ms(self) -> int:
+        end = datetime.combine(self.last + timedelta(days=1), time(), UTC)
+        return int(end.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """Tariff and effective dose per modality, from the settings."""
+
+    tariffs: Mapping[str, float]
+    dose_msv: Mapping[str, float]
+    currency: str
+
+
+def _signed_later(e: Any, window_ms: int, *, include_self: bool) -> ColumnElement[bool]:
+    """EXISTS a signed lumbar imaging order for e's patient within [e.ts, e.ts + window]."""
+    s = evaluation.alias("s")
+    conditions = [
+        s.c.patient == e.c.patient,
+        s.c.ts >= e.c.ts,
+        s.c.ts <= e.c.ts + window_ms,
+        s.c.hook == "order-sign",
+        or_(s.c.response.is_(None), s.c.response.not_in((CANCELLED, REPLACED))),
+    ]
+    if not include_self:
+        conditions.append(s.c.id != e.c.id)
+    return exists().where(and_(*conditions))
+
+
+def _count_if(condition: ColumnElement[bool]) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _group_key(e: Any, by: str) -> Any:
+    return {"month": e.c.month, "clinician": e.c.clinician, "organisation": e.c.tenant}[by]
+
+
+def _in_period(e: Any, period: Period) -> ColumnElement[bool]:
+    return and_(e.c.ts >= period.start_ms, e.c.ts < period.end_ms)
+
+
+def _avoided(e: Any) -> ColumnElement[bool]:
+    return and_(e.c.decision == "not-indicated", e.c.response.in_((CANCELLED, REPLACED)))
+
+
+def _breakdown_query(period: Period) -> Any:
+    e = evaluation.alias("e")
+    reordered = _count_if(
+        and_(_avoided(e), _signed_later(e, REORDER_DAYS * DAY_MS, include_self=False))
+    )
+    followed = _count_if(
+        and_(
+            e.c.decision == "urgent",
+            _signed_later(e, URGENT_FOLLOW_UP_HOURS * 3_600_000, include_self=True),
+        )
+    )
+    keys = (
+        e.c.month,
+        e.c.modality,
+        e.c.decision,
+        e.c.response,
+        e.c.override_system,
+        e.c.override_code,
+    )
+    return (
+        select(*keys, func.count().label("n"), reordered.label("reordered"), followed.label("f"))
+        .where(_in_period(e, period))
+        .group_by(*keys)
+    )
+
+
+def _group_query(period: Period, by: str) -> Any:
+    e = evaluation.alias("e")
+    key = _group_key(e, by).label("key")
+    not_indicated = e.c.decision == "not-indicated"
+    return (
+        select(
+            key,
+            func.count().label("evaluations"),
+            _count_if(not_indicated).label("notIndicated"),
+            _count_if(_avoided(e)).label("avoided"),
+            _count_if(
+                and_(_avoided(e), _signed_later(e, REORDER_DAYS * DAY_MS, include_self=False))
+            ).label("reordered"),
+            _count_if(and_(not_indicated, e.c.response == OVERRIDDEN)).label("overridden"),
+            _count_if(and_(not_indicated, e.c.response.is_(None))).label("noResponse"),
+        )
+        .where(_in_period(e, period))
+        .group_by(key)
+        .order_by(key)
+    )
+
+
+def _hedis_query(period: Period) -> Any:
+    e = evaluation.alias("e")
+    index = (
+        select(e.c.patient.label("patient"), func.min(e.c.ts).label("ts"))
+        .where(_in_period(e, period), e.c.decision == "not-indicated")
+        .group_by(e.c.patient)
+        .subquery("episode")
+    )
+    s = evaluation.alias("s")
+    imaged = exists().where(
+        s.c.patient == index.c.patient,
+        s.c.ts >= index.c.ts,
+        s.c.ts <= index.c.ts + HEDIS_DAYS * DAY_MS,
+        s.c.hook == "order-sign",
+        or_(s.c.response.is_(None), s.c.response.not_in((CANCELLED, REPLACED))),
+    )
+    return select(func.count().label("episodes"), _count_if(imaged).label("imaged")).select_from(
+        index
+    )
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def _group_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    avoided = int(row["avoided"] or 0)
+    reordered = int(row["reordered"] or 0)
+    evaluations = int(row["evaluations"])
+    not_indicated = int(row["notIndicated"] or 0)
+    return {
+        "key": row["key"],
+        "evaluations": evaluations,
+        "notIndicated": not_indicated,
+        "notIndicatedRate": _rate(not_indicated, evaluations),
+        "avoided": avoided,
+        "netAvoided": avoided - reordered,
+        "overridden": int(row["overridden"] or 0),
+        "noResponse": int(row["noResponse"] or 0),
+    }
+
+
+def compute_report(
+    engine: Engine,
+    period: Period,
+    costs: Costs,
+    *,
+    by: str | None = None,
+    step: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """All figures of the avoided-scans report for a period, as a JSON-ready dict.
+
+    `step` is called before each query (the CLI draws a progress bar with it).
+    """
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
+    with engine.connect() as connection:
+        step("orders by month, modality, decision and response")
+        breakdown = [dict(r._mapping) for r in connection.execute(_breakdown_query(period))]
+        step("28-day measure")
+        hedis = connection.execute(_hedis_query(period)).one()._mapping
+        step("per clinician")
+        clinicians = [
+            _group_row(r._mapping) for r in connection.execute(_group_query(period, "clinician"))
+        ]
+        groups = None
+        if by == "clinician":
+            groups = clinicians
+        elif by is not None:
+            step(f"per {by}")
+            groups = [_group_row(r._mapping) for r in connection.execute(_group_query(period, by))]
+    step("figures")
+    report = _assemble(breakdown, dict(hedis), clinicians, costs, period)
+    report["by"] = by
+    if groups is not None:
+        report["groups"] = groups
+    return report
+
+
+def _assemble(
+    breakdown: list[dict[str, Any]],
+    hedis: dict[str, Any],
+    clinicians: list[dict[str, Any]],
+    costs: Costs,
+    period: Period,
+) -> dict[str, Any]:
+    matrix = {m: dict.fromkeys(DECISIONS, 0) for m in MODALITIES}
+    responses: dict[str, int] = defaultdict(int)
+    reasons: dict[tuple[str, str], int] = defaultdict(int)
+    avoided_by_modality = dict.fromkeys(MODALITIES, 0)
+    reordered_by_modality = dict.fromkeys(MODALITIES, 0)
+    urgent: dict[str, int] = defaultdict(int)
+    months: dict[str, dict[str, int]] = {}
+    for row in breakdown:
+        n, modality, decision, response = (
+            row["n"],
+            row["modality"],
+            row["decision"],
+            row["response"],
+        )
+        matrix.setdefault(modality, dict.fromkeys(DECISIONS, 0))
+        matrix[modality][decision] = matrix[modality].get(decision, 0) + n
+        month = months.setdefault(
+            row["month"], {"evaluations": 0, "notIndicated": 0, "avoided": 0, "reordered": 0}
+        )
+        month["evaluations"] += n
+        if decision == "urgent":
+            urgent["total"] += n
+            urgent["followedThrough"] += int(row["f"] or 0)
+            urgent[response or "none"] += n
+        if decision != "not-indicated":
+            continue
+        month["notIndicated"] += n
+        responses[response or "none"] += n
+        if response == OVERRIDDEN:
+            reasons[(row["override_system"] or "", row["override_code"] or "none")] += n
+        if response in (CANCELLED, REPLACED):
+            avoided_by_modality[modality] = avoided_by_modality.get(modality, 0) + n
+            reordered_by_modality[modality] = reordered_by_modality.get(modality, 0) + int(
+                row["reordered"] or 0
+            )
+            month["avoided"] += n
+            month["reordered"] += int(row["reordered"] or 0)
+
+    by_modality = {
+        m: {**counts, "total": sum(counts.values())} for m, counts in sorted(matrix.items())
+    }
+    by_decision = {d: sum(matrix[m].get(d, 0) for m in matrix) for d in DECISIONS}
+    avoided = responses[CANCELLED] + responses[REPLACED]
+    reordered = sum(reordered_by_modality.values())
+    resources = {}
+    for modality in MODALITIES:
+        net = avoided_by_modality.get(modality, 0) - reordered_by_modality.get(modality, 0)
+        resources[modality] = {
+            "netAvoided": net,
+            "tariff": costs.tariffs[modality],
+            "cost": round(net * costs.tariffs[modality], 2),
+            "mSvPerExam": costs.dose_msv[modality],
+            "mSv": round(net * costs.dose_msv[modality], 3),
+        }
+    episodes = int(hedis["episodes"] or 0)
+    without = episodes - int(hedis["imaged"] or 0)
+    return {
+        "report": "avoided-scans",
+        "period": {"from": period.first.isoformat(), "to": period.last.isoformat()},
+        "definitions": DEFINITIONS,
+        "evaluations": {
+            "total": sum(by_decision.values()),
+            "byDecision": by_decision,
+            "byModality": by_modality,
+        },
+        "notIndicated": {
+            "total": by_decision["not-indicated"],
+            "cancelled": responses[CANCELLED],
+            "replaced": responses[REPLACED],
+            "avoided": avoided,
+            "reordered": reordered,
+            "netAvoided": avoided - reordered,
+            "acceptedOther": responses["accepted"],
+            "overridden": responses[OVERRIDDEN],
+            "noResponse": responses["none"],
+            "overrideReasons": [
+                {"system": system, "code": code, "count": count}
+                for (system, code), count in sorted(reasons.items(), key=lambda i: (-i[1], i[0]))
+            ],
+        },
+        "measure28": {
+            "episodes": episodes,
+            "withoutImaging": without,
+            "rate": _rate(without, episodes),
+        },
+        "urgent": {
+            "total": urgent["total"],
+            "followedThrough": urgent["followedThrough"],
+            "followThroughRate": _rate(urgent["followedThrough"], urgent["total"]),
+            "accepted": urgent[CANCELLED] + urgent[REPLACED] + urgent["accepted"],
+            "overridden": urgent[OVERRIDDEN],
+            "noResponse": urgent["none"],
+        },
+        "resources": {
+            "currency": costs.currency,
+            "byModality": resources,
+            "cost": round(sum(r["cost"] for r in resources.values()), 2),
+            "mSv": round(sum(r["mSv"] for r in resources.values()), 3),
+        },
+        "monthly": [
+            {
+                "month": month,
+                "evaluations": v["evaluations"],
+                "notIndicated": v["notIndicated"],
+                "avoided": v["avoided"],
+                "netAvoided": v["avoided"] - v["reordered"],
+            }
+            for month, v in sorted(months.items())
+        ],
+        "clinicians": clinicians,
+    }

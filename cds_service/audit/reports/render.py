@@ -1,0 +1,76 @@
+"""The report as JSON, CSV (one figure per line) or a self-contained HTML page with charts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from cds_service.audit.reports import charts
+
+FORMATS = ("json", "csv", "html")
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Pretty JSON."""
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _label(item: dict[str, Any], index: int) -> str:
+    if "key" in item:
+        return str(item["key"])
+    if "month" in item:
+        return str(item["month"])
+    if "code" in item:
+        return f"{item.get('system', '')}|{item['code']}"
+    return str(index)
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted figure name, value) pairs; list items are named by their key, month or code."""
+    if isinstance(value, dict):
+        pairs = []
+        for key, item in value.items():
+            pairs.extend(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return pairs
+    if isinstance(value, list):
+        pairs = []
+        for index, item in enumerate(value):
+            name = f"{prefix}[{_label(item, index) if isinstance(item, dict) else index}]"
+            pairs.extend(flatten(item, name))
+        return pairs
+    return [(prefix, value)]
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """Two columns, figure and value, one line per figure (definitions included)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["figure", "value"])
+    for name, value in flatten(report):
+        writer.writerow([name, "" if value is None else value])
+    return buffer.getvalue()
+
+
+_environment = Environment(
+    loader=PackageLoader("cds_service.audit.reports", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+)
+
+
+def to_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: figures, definitions and three inline SVG charts."""
+    svgs = {
+        "trend": charts.monthly_trend(report["monthly"]),
+        "mix": charts.decision_mix(report["evaluations"]["byModality"]),
+        "reasons": charts.override_reasons(report["notIndicated"]["overrideReasons"]),
+    }
+    return _environment.get_template("report.html.j2").render(r=report, charts=svgs)
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    """The report in one of FORMATS."""
+    return {"json": to_json, "csv": to_csv, "html": to_html}[fmt](report)
