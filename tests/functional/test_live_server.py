@@ -53,8 +53,8 @@ def live_server() -> Iterator[str]:
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or the worker is still loading the app
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(
                     "entrypoint did not start: " + process.stderr.read().decode()[-2000:]
