@@ -18,13 +18,14 @@ from cds_service.cards.language import negotiate, variant
 from cds_service.cards.pama import rating_action
 from cds_service.cards.render import CardContext, Catalogue, render_card
 from cds_service.config import Settings
-from cds_service.errors import InvalidRequest
+from cds_service.errors import InvalidRequest, PrefetchUnavailable
 from cds_service.fhir.facts import extract_facts
 from cds_service.fhir.orders import draft_resources, lumbar_orders, orders_to_evaluate
-from cds_service.fhir.prefetch import flatten, resolve_prefetch
+from cds_service.fhir.prefetch import Prefetch, flatten, gather_prefetch
 from cds_service.hooks.discovery import PREFETCH
 from cds_service.hooks.response import hook_response
 from cds_service.rules.decide import decide
+from cds_service.rules.degrade import degrade, family_codes
 from cds_service.rules.knowledge import Knowledge
 from cds_service.rules.model import Decision, Outcome, PatientFacts
 
@@ -48,6 +49,8 @@ class Evaluation:
     orders: tuple[OrderEvaluation, ...]
     facts: PatientFacts | None
     response: dict[str, Any]
+    # Prefetch keys the FHIR server failed to deliver; the decisions were degraded for them.
+    unavailable: tuple[str, ...] = ()
 
 
 def _check_patient(prefetch: Mapping[str, Any], patient_id: str) -> Mapping[str, Any] | None:
@@ -64,6 +67,22 @@ def _check_patient(prefetch: Mapping[str, Any], patient_id: str) -> Mapping[str,
             expression="prefetch.patient.id",
         )
     return patient
+
+
+# Without the Patient there is no age and no language, and without any clinical family there is
+# nothing to judge: then the call fails with 412 instead of answering on partial data.
+ESSENTIAL_KEYS = frozenset({"patient"})
+
+
+def _require_usable(prefetch: Prefetch) -> None:
+    """Raise PrefetchUnavailable (412) when nothing usable was obtained (README "Prefetch")."""
+    if not prefetch.unavailable:
+        return
+    clinical = prefetch.available - ESSENTIAL_KEYS
+    if ESSENTIAL_KEYS & set(prefetch.unavailable) or not clinical:
+        raise PrefetchUnavailable(
+            "required FHIR data could not be fetched from fhirServer", issues=prefetch.issues()
+        )
 
 
 def _decision_entry(item: OrderEvaluation) -> dict[str, Any]:
@@ -104,7 +123,10 @@ def evaluate(
         language = negotiate(accept_language, None, settings.default_language)
         return Evaluation(hook, language, (), None, hook_response([], [], []))
 
-    prefetch = resolve_prefetch(request, PREFETCH, settings, session=session)
+    gathered = gather_prefetch(request, PREFETCH, settings, session=session)
+    _require_usable(gathered)
+    prefetch = gathered.values
+    unavailable = family_codes(gathered.unavailable)
     patient = _check_patient(prefetch, context["patientId"])
     language = negotiate(accept_language, patient, settings.default_language)
     all_drafts = draft_resources(context.get("draftOrders") or {})
@@ -113,7 +135,7 @@ def evaluate(
 
     results = []
     for draft, order in in_scope:
-        decision = decide(facts, order, knowledge.policy)
+        decision = degrade(decide(facts, order, knowledge.policy), unavailable)
         consult_id = str(uuid.uuid4())
         show = settings.show_indicated_cards or decision.outcome is not Outcome.INDICATED
         card_context = CardContext(
@@ -134,4 +156,4 @@ def evaluate(
         [r.action for r in results if r.action],
         [_decision_entry(r) for r in results],
     )
-    return Evaluation(hook, language, tuple(results), facts, response)
+    return Evaluation(hook, language, tuple(results), facts, response, tuple(gathered.unavailable))

@@ -25,18 +25,34 @@ USER_AGENT = "lumbar-imaging-cds/0.1"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# One retry of a GET that failed on the connection or with one of these statuses (a gateway or an
+# overloaded server: the next attempt may well succeed). Every other status is an answer.
+RETRY_STATUSES = frozenset({502, 503, 504})
+# A retry is only started when at least this much of the time budget is left, and at least as
+# much as the failed attempt took: a retry that cannot finish would only delay the answer.
+MIN_RETRY_SECONDS = 0.1
 
 
 class FhirError(Exception):
-    """A call to the FHIR server failed; the message is safe to show (no token, no query)."""
+    """A call to the FHIR server failed; the message is safe to show (no token, no query).
+
+    `retryable` marks failures worth one more attempt of the same GET: connection errors and
+    502/503/504, never timeouts (they used up the time they were given).
+    """
 
     def __init__(
-        self, message: str, *, status: int | None = None, outcome: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        outcome: dict[str, Any] | None = None,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.outcome = outcome
+        self.retryable = retryable
 
 
 class FhirUnavailable(FhirError):
@@ -81,7 +97,12 @@ def default_session() -> requests.Session:
 
 
 class FhirClient:
-    """Reads and searches one FHIR server with a bearer token, per-call timeouts and a deadline."""
+    """Reads and searches one FHIR server with a bearer token, per-call timeouts and a deadline.
+
+    Every GET is idempotent, so one that fails on the connection or with 502/503/504 is tried
+    once more when enough of the time budget is left (see `MIN_RETRY_SECONDS`). A client may be
+    shared by threads: it keeps no state between calls.
+    """
 
     def __init__(
         self,
@@ -168,7 +189,28 @@ class FhirClient:
         return min(self.timeout, remaining)
 
     def _get(self, url: str, what: str) -> tuple[int, Any]:
-        """GET url; return (status, parsed JSON or None for 404/410) or raise a FhirError."""
+        """GET url, retried once on a retryable failure; (status, JSON) or raise a FhirError."""
+        started = time.monotonic()
+        try:
+            return self._attempt(url, what)
+        except FhirError as exc:
+            if not exc.retryable or not self._may_retry(time.monotonic() - started):
+                raise
+            log.info("%s: %s; retrying once", what, exc.message)
+        try:
+            return self._attempt(url, what)
+        except FhirError as exc:
+            exc.message = f"{exc.message} (after one retry)"
+            exc.args = (exc.message,)
+            raise
+
+    def _may_retry(self, took: float) -> bool:
+        if self.deadline is None:
+            return True
+        return self.deadline - time.monotonic() >= max(MIN_RETRY_SECONDS, took)
+
+    def _attempt(self, url: str, what: str) -> tuple[int, Any]:
+        """One GET of url: (status, parsed JSON or None for 404/410) or raise a FhirError."""
         timeout = self._call_timeout(what)
         started = time.monotonic()
         try:
@@ -188,7 +230,8 @@ class FhirClient:
         except requests.RequestException as exc:
             # The exception text is not reused: it could contain URLs with identifiers.
             raise FhirUnavailable(
-                f"FHIR server could not be reached for {what} ({type(exc).__name__})"
+                f"FHIR server could not be reached for {what} ({type(exc).__name__})",
+                retryable=isinstance(exc, requests.ConnectionError),
             ) from None
         with response:
             raw = self._read_body(response, what, started, timeout)
@@ -215,7 +258,8 @@ class FhirClient:
             raise late from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FhirUnavailable(
-                f"FHIR server broke off its answer to {what} ({type(exc).__name__})"
+                f"FHIR server broke off its answer to {what} ({type(exc).__name__})",
+                retryable=True,
             ) from None
         return b"".join(chunks)
 
@@ -239,7 +283,10 @@ class FhirClient:
             )
         if status == 429 or status >= 500:
             raise FhirUnavailable(
-                f"FHIR server failed ({status}) on {what}{suffix}", status=status, outcome=outcome
+                f"FHIR server failed ({status}) on {what}{suffix}",
+                status=status,
+                outcome=outcome,
+                retryable=status in RETRY_STATUSES,
             )
         if 300 <= status < 400:
             raise FhirBadResponse(

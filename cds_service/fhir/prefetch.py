@@ -1,4 +1,4 @@
-"""Prefetch resolution: take what the CDS client sent, fetch what it left out, or fail with 412."""
+"""Prefetch resolution: take what the CDS client sent, fetch what it left out, note what failed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -16,14 +18,16 @@ from cds_service.fhir.client import FhirClient, FhirError, display_url, is_allow
 
 log = logging.getLogger(__name__)
 
-# Total time all fallback FHIR calls of one hook request may take, as a multiple of the per-call
-# timeout (CDS_FHIR_TIMEOUT_SECONDS). Calls run one after another; each gets the smaller of the
-# per-call timeout and what is left of the budget, for connecting, for every socket read and for
-# the whole body, and no call starts once the budget is spent. So the fetching ends within the
-# budget (plus scheduling slack; DNS look-ups are the one wait requests cannot bound). A failing
-# call ends the fetching, since the answer is a 412 whatever the other keys bring: a dead server
-# costs one timeout, not one per key.
-BUDGET_FACTOR = 2.0
+# The time budget: CDS_FHIR_TIMEOUT_SECONDS is the time ALL FHIR requests of one hook call may
+# take together, retries and Bundle pages included. The missing keys are fetched concurrently by
+# at most MAX_CONCURRENT_FETCHES threads sharing one deadline; every request gets what is left of
+# the budget for connecting, for each socket read and for the whole body, and none starts once it
+# is spent. The caller stops waiting at the deadline plus DEADLINE_GRACE_SECONDS (a thread stuck
+# in a DNS look-up, the one wait requests cannot bound, is left behind and its key is
+# unavailable). A key that fails does not stop the others: the caller decides what partial data
+# is worth.
+MAX_CONCURRENT_FETCHES = 6
+DEADLINE_GRACE_SECONDS = 0.1
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # A context value put into a query must be a FHIR id or a "Type/id" reference: anything else
@@ -51,6 +55,28 @@ class _TemplateError(FhirError):
     """A filled template is neither a read nor a type-level search (a service bug)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """The prefetch of one hook call: key → resource, Bundle or None, and the keys that failed.
+
+    `values` has every template key; an unavailable key holds None there and its safe message
+    (no token, no query) in `unavailable`. A None in `values` for a key not in `unavailable`
+    means "no data" (the client sent null, the read found nothing, or a token had no value).
+    """
+
+    values: dict[str, Any]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def available(self) -> frozenset[str]:
+        """The keys whose data was obtained (possibly as "no data")."""
+        return frozenset(self.values) - frozenset(self.unavailable)
+
+    def issues(self) -> list[Issue]:
+        """One 412 issue per unavailable key."""
+        return [_issue(key, why) for key, why in self.unavailable.items()]
+
+
 def resolve_prefetch(
     request: Mapping[str, Any],
     templates: Mapping[str, str],
@@ -58,7 +84,31 @@ def resolve_prefetch(
     *,
     session: requests.Session | None = None,
 ) -> dict[str, Any]:
-    """Return key → resource, Bundle or None for each template, fetching what the client omitted."""
+    """Key → resource, Bundle or None for each template; PrefetchUnavailable if any key failed.
+
+    The all-or-nothing form of `gather_prefetch`.
+    """
+    prefetch = gather_prefetch(request, templates, settings, session=session)
+    if prefetch.unavailable:
+        raise PrefetchUnavailable(
+            "required FHIR data could not be fetched from fhirServer", issues=prefetch.issues()
+        )
+    return prefetch.values
+
+
+def gather_prefetch(
+    request: Mapping[str, Any],
+    templates: Mapping[str, str],
+    settings: Settings,
+    *,
+    session: requests.Session | None = None,
+) -> Prefetch:
+    """What the client sent, plus what it omitted fetched from fhirServer within the budget.
+
+    Raises PrefetchUnavailable (412) only for problems of the request itself: keys missing and no
+    fhirServer, a fhirServer that is not allowed, a context value unsafe to put in a query. A key
+    the FHIR server fails to deliver (error, timeout, garbage) is reported in `unavailable`.
+    """
     sent = request.get("prefetch")
     sent = sent if isinstance(sent, Mapping) else {}
     context = request.get("context")
@@ -77,9 +127,11 @@ def resolve_prefetch(
                 log.info("prefetch %s: client sent an OperationOutcome or no resource", key)
             to_fetch[key] = template
 
+    unavailable: dict[str, str] = {}
     if to_fetch:
-        result.update(_fetch(request, context, to_fetch, settings, session))
-    return {key: result[key] for key in templates}
+        fetched, unavailable = _fetch(request, context, to_fetch, settings, session)
+        result.update(fetched)
+    return Prefetch({key: result.get(key) for key in templates}, unavailable)
 
 
 def flatten(prefetch: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -143,7 +195,8 @@ def _fetch(
     templates: Mapping[str, str],
     settings: Settings,
     session: requests.Session | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(key → fetched value, key → why it is unavailable) for the keys the client left out."""
     queries: dict[str, str | None] = {}
     failures: list[Issue] = []
     for key, template in templates.items():
@@ -156,7 +209,7 @@ def _fetch(
     needed = {key: query for key, query in queries.items() if query is not None}
     fetched: dict[str, Any] = {key: None for key, query in queries.items() if query is None}
     if not needed and not failures:
-        return fetched
+        return fetched, {}
 
     server = request.get("fhirServer")
     if not isinstance(server, str) or not server:
@@ -180,30 +233,45 @@ def _fetch(
     if failures:
         raise PrefetchUnavailable("required FHIR data could not be fetched", issues=failures)
 
+    budget = settings.fhir_timeout_seconds
+    deadline = time.monotonic() + budget
     client = FhirClient(
         server,
         access_token=_access_token(request),
-        timeout=settings.fhir_timeout_seconds,
+        timeout=budget,
         max_pages=settings.fhir_max_pages,
         session=session,
-        deadline=time.monotonic() + settings.fhir_timeout_seconds * BUDGET_FACTOR,
+        deadline=deadline,
     )
-    pending = list(needed)
-    while pending:
-        key = pending.pop(0)
-        try:
-            fetched[key] = _fetch_one(client, needed[key])
-        except FhirError as exc:
-            log.warning("prefetch %s: %s", key, exc.message)
-            failures.append(_issue(key, exc.message))
-            # The answer is a 412 now whatever the other keys bring, so do not spend more time.
-            failures += [
-                _issue(k, "not fetched after an earlier FHIR call failed") for k in pending
-            ]
-            raise PrefetchUnavailable(
-                "required FHIR data could not be fetched from fhirServer", issues=failures
-            ) from None
-    return fetched
+    unavailable: dict[str, str] = {}
+    workers = min(MAX_CONCURRENT_FETCHES, len(needed))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-prefetch")
+    try:
+        futures: dict[Future[Any], str] = {
+            pool.submit(_fetch_one, client, query): key for key, query in needed.items()
+        }
+        wait(futures, timeout=max(0.0, deadline - time.monotonic()) + DEADLINE_GRACE_SECONDS)
+        for future, key in futures.items():
+            if not future.done():
+                unavailable[key] = f"no answer within the time budget of {budget:.1f} s"
+                continue
+            error = future.exception()
+            if error is None:
+                fetched[key] = future.result()
+            elif isinstance(error, FhirError):
+                unavailable[key] = error.message
+            else:
+                # A bug or an odd exception from the HTTP stack: the key is unavailable, the
+                # call goes on (its text is not reused: it could hold URLs with identifiers).
+                log.error("prefetch %s: unexpected %s", key, type(error).__name__)
+                unavailable[key] = f"fetching failed ({type(error).__name__})"
+    finally:
+        # Do not wait for stragglers: each is bounded by the deadline on its own.
+        pool.shutdown(wait=False, cancel_futures=True)
+    for key, why in unavailable.items():
+        log.warning("prefetch %s: %s", key, why)
+        fetched[key] = None
+    return fetched, unavailable
 
 
 def _fetch_one(client: FhirClient, query: str) -> Any:

@@ -121,17 +121,22 @@ def test_missing_prefetch_without_fhir_server_is_412_naming_the_key(client):
     assert any("prefetch.observations" in i.get("expression", []) for i in outcome["issue"])
 
 
-def test_failing_fhir_server_is_412(client, fhir_stub):
+def test_failing_fhir_server_degrades_the_decision(client, fhir_stub):
+    # More in tests/functional/test_fhir_faults.py.
     request = _without_prefetch(sample_request(), "procedures")
     fhir_stub.add("Procedure?patient=sample-patient-1", status=500)
     request["fhirServer"] = fhir_stub.base_url
     response = client.post(SELECT, json=request)
-    assert response.status_code == 412
+    assert response.status_code == 200
+    entry = decisions(response.get_json())["ServiceRequest/draft-mri-1"]
+    assert entry["decision"] == "insufficient-data"
+    assert entry["missing"] == ["fhir:procedures"]
     assert "stub-token" not in response.get_data(as_text=True)
 
 
 def test_absent_fhir_server_is_412_in_time(client, fhir_stub):
-    request = _without_prefetch(sample_request(), "procedures")
+    # Without the Patient nothing usable is left: 412 (README "Prefetch").
+    request = _without_prefetch(sample_request(), "procedures", "patient")
     request["fhirServer"] = fhir_stub.base_url
     fhir_stub.stop()  # nothing listens on the port any more
     started = time.monotonic()

@@ -10,6 +10,7 @@ import responses
 
 from cds_service.config import Settings
 from cds_service.fhir.client import (
+    MIN_RETRY_SECONDS,
     FhirAuthError,
     FhirBadResponse,
     FhirClient,
@@ -271,6 +272,80 @@ class TestErrors:
             with pytest.raises(FhirUnavailable, match="budget"):
                 late.read("Patient/p1")
         assert len(mocked.calls) == 0
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1"}
+
+
+class TestRetry:
+    """One retry of a GET on connection errors and 502/503/504, only within the time budget."""
+
+    @pytest.mark.parametrize("status", [502, 503, 504])
+    def test_gateway_failure_is_retried_once_and_can_succeed(self, client, mocked, status):
+        mocked.get(f"{BASE}/Patient/p1", status=status)
+        mocked.get(f"{BASE}/Patient/p1", json=PATIENT)
+        assert client.read("Patient/p1") == PATIENT
+        assert len(mocked.calls) == 2
+
+    def test_second_failure_is_reported_after_one_retry(self, client, mocked):
+        mocked.get(f"{BASE}/Condition", status=503)
+        with pytest.raises(FhirUnavailable, match="after one retry") as caught:
+            client.search("Condition?patient=p1")
+        assert caught.value.status == 503
+        assert len(mocked.calls) == 2
+
+    def test_connection_error_is_retried(self, client, mocked):
+        mocked.get(f"{BASE}/Patient/p1", body=requests.ConnectionError("reset"))
+        mocked.get(f"{BASE}/Patient/p1", json=PATIENT)
+        assert client.read("Patient/p1") == PATIENT
+        assert len(mocked.calls) == 2
+
+    @pytest.mark.parametrize(
+        ("status", "error"),
+        [(500, FhirUnavailable), (429, FhirUnavailable), (400, FhirRequestRejected)],
+    )
+    def test_other_statuses_are_not_retried(self, client, mocked, status, error):
+        mocked.get(f"{BASE}/Patient/p1", status=status)
+        with pytest.raises(error):
+            client.read("Patient/p1")
+        assert len(mocked.calls) == 1
+
+    @pytest.mark.parametrize("failure", [requests.ReadTimeout(), requests.ConnectTimeout()])
+    def test_timeouts_are_not_retried(self, client, mocked, failure):
+        mocked.get(f"{BASE}/Patient/p1", body=failure)
+        with pytest.raises(FhirUnavailable, match="within"):
+            client.read("Patient/p1")
+        assert len(mocked.calls) == 1
+
+    def test_non_json_is_not_retried(self, client, mocked):
+        mocked.get(f"{BASE}/Patient/p1", body="<html>", content_type="text/html")
+        with pytest.raises(FhirBadResponse):
+            client.read("Patient/p1")
+        assert len(mocked.calls) == 1
+
+    def test_no_retry_when_too_little_budget_is_left(self, mocked):
+        mocked.get(f"{BASE}/Patient/p1", status=503)
+        with requests.Session() as session:
+            nearly_spent = FhirClient(
+                BASE,
+                access_token=TOKEN,
+                timeout=1,
+                max_pages=1,
+                session=session,
+                deadline=time.monotonic() + MIN_RETRY_SECONDS / 2,
+            )
+            with pytest.raises(FhirUnavailable) as caught:
+                nearly_spent.read("Patient/p1")
+        assert "retry" not in caught.value.message
+        assert len(mocked.calls) == 1
+
+    def test_each_page_gets_its_own_retry(self, client, mocked):
+        mocked.get(f"{BASE}/Condition", status=502)
+        mocked.get(f"{BASE}/Condition", json=bundle(condition(1), next_url=f"{BASE}/p2"))
+        mocked.get(f"{BASE}/p2", status=504)
+        mocked.get(f"{BASE}/p2", json=bundle(condition(2)))
+        assert [r["id"] for r in client.search("Condition?patient=p1")] == ["c1", "c2"]
+        assert len(mocked.calls) == 4
 
 
 DEV = Settings(env="development", fhir_allowlist=("https://fhir.example.org/r4",))

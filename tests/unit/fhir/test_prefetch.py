@@ -11,7 +11,12 @@ import responses
 
 from cds_service.config import Settings
 from cds_service.errors import FhirServerNotAllowed, PrefetchUnavailable
-from cds_service.fhir.prefetch import flatten, resolve_prefetch
+from cds_service.fhir.prefetch import (
+    MAX_CONCURRENT_FETCHES,
+    flatten,
+    gather_prefetch,
+    resolve_prefetch,
+)
 from tests.support.fhir_stub import FhirStub
 
 SERVER = "https://fhir.example.org/r4"
@@ -237,15 +242,16 @@ class TestFailures:
         request = hook_request(full_prefetch(), fhirServer="https://evil.example/fhir")
         assert resolve_prefetch(request, TEMPLATES, SETTINGS, session=session) == full_prefetch()
 
-    def test_fhir_error_names_the_key_and_skips_the_rest(self, mocked, session):
+    def test_fhir_error_names_only_the_failed_key(self, mocked, session):
         mocked.get(f"{SERVER}/Patient/p1", status=500, body=f"oops {TOKEN}")
+        mocked.get(f"{SERVER}/Condition", json=searchset())
+        sent = {"encounter": None, "practitioner": None}
         with pytest.raises(PrefetchUnavailable) as caught:
-            resolve_prefetch(hook_request({}), TEMPLATES, SETTINGS, session=session)
+            resolve_prefetch(hook_request(sent), TEMPLATES, SETTINGS, session=session)
         issues = {i.expression: i.diagnostics for i in caught.value.issues}
-        assert set(issues) == {f"prefetch.{k}" for k in TEMPLATES}
+        assert set(issues) == {"prefetch.patient"}
         assert "500" in issues["prefetch.patient"]
-        assert "earlier" in issues["prefetch.conditions"]
-        assert len(mocked.calls) == 1
+        assert len(mocked.calls) == 2  # the other key was still fetched; 500 is not retried
         assert TOKEN not in outcome_json(caught.value)
         assert TOKEN not in str(caught.value)
 
@@ -255,6 +261,43 @@ class TestFailures:
         with pytest.raises(PrefetchUnavailable, match="could not be fetched") as caught:
             resolve_prefetch(request, TEMPLATES, SETTINGS, session=session)
         assert "401" in caught.value.issues[0].diagnostics
+
+
+class TestPartialResults:
+    """gather_prefetch: a key the server fails to deliver is noted, the others are kept."""
+
+    def test_failed_key_is_unavailable_and_the_others_are_kept(self, mocked, session):
+        mocked.get(f"{SERVER}/Condition", status=500, body=f"oops {TOKEN}")
+        mocked.get(f"{SERVER}/Encounter/e1", json={"resourceType": "Encounter", "id": "e1"})
+        sent = {"patient": PATIENT, "practitioner": None}
+        result = gather_prefetch(hook_request(sent), TEMPLATES, SETTINGS, session=session)
+        assert set(result.unavailable) == {"conditions"}
+        assert "500" in result.unavailable["conditions"]
+        assert TOKEN not in result.unavailable["conditions"]
+        assert result.values["conditions"] is None
+        assert result.values["encounter"]["id"] == "e1"
+        assert result.available == {"patient", "encounter", "practitioner"}
+        (issue,) = result.issues()
+        assert issue.expression == "prefetch.conditions"
+
+    def test_nothing_missing_is_nothing_unavailable(self, mocked, session):
+        result = gather_prefetch(
+            hook_request(full_prefetch()), TEMPLATES, SETTINGS, session=session
+        )
+        assert result.unavailable == {}
+        assert result.values == full_prefetch()
+
+    def test_unexpected_exception_makes_the_key_unavailable(self, mocked, session):
+        mocked.get(f"{SERVER}/Condition", body=RuntimeError(f"bug {TOKEN}"))
+        sent = {k: v for k, v in full_prefetch().items() if k != "conditions"}
+        result = gather_prefetch(hook_request(sent), TEMPLATES, SETTINGS, session=session)
+        assert result.unavailable == {"conditions": "fetching failed (RuntimeError)"}
+
+    def test_request_problems_are_still_412(self, session):
+        request = hook_request({"patient": PATIENT})
+        del request["fhirServer"]
+        with pytest.raises(PrefetchUnavailable, match="not prefetched"):
+            gather_prefetch(request, TEMPLATES, SETTINGS, session=session)
 
 
 class TestFlatten:
@@ -352,17 +395,21 @@ class TestAgainstLoopbackServer:
         }
 
     def test_total_time_is_bounded_by_the_budget(self, stub, session):
-        # Each answer comes just inside the per-call timeout; the budget (2 × timeout) ends it.
-        templates = {f"k{n}": f"Observation?code=c{n}" for n in range(5)}
-        for n in range(5):
+        # Each answer takes 0.3 s, inside the 0.5 s budget; the first MAX_CONCURRENT_FETCHES
+        # run at once and arrive, the rest start at 0.3 s and the budget ends them at 0.5 s.
+        count = MAX_CONCURRENT_FETCHES + 2
+        templates = {f"k{n}": f"Observation?code=c{n}" for n in range(count)}
+        for n in range(count):
             stub.add(f"Observation?code=c{n}", stub.bundle([]), delay=0.3)
         started = time.monotonic()
-        with pytest.raises(PrefetchUnavailable, match="could not be fetched") as caught:
-            resolve_prefetch(stub_request(stub, {}), templates, STUB_SETTINGS, session=session)
+        result = gather_prefetch(stub_request(stub, {}), templates, STUB_SETTINGS, session=session)
         elapsed = time.monotonic() - started
-        assert elapsed < STUB_SETTINGS.fhir_timeout_seconds * 2 + 0.3
-        assert any(
-            "budget" in i.diagnostics or "within" in i.diagnostics for i in caught.value.issues
+        assert elapsed < STUB_SETTINGS.fhir_timeout_seconds + 0.2
+        assert len(result.available) == MAX_CONCURRENT_FETCHES
+        assert len(result.unavailable) == 2
+        assert all(
+            "budget" in why or "within" in why or "did not finish" in why
+            for why in result.unavailable.values()
         )
 
     def test_trickling_server_is_cut_off(self, stub, session):
@@ -378,9 +425,9 @@ class TestAgainstLoopbackServer:
 
     def test_pooled_connection_is_reused(self, stub, session):
         stub.add("Patient/p1", PATIENT)
-        stub.add("Encounter/e1", {"resourceType": "Encounter", "id": "e1"})
-        sent = {"conditions": None, "practitioner": None}
-        resolve_prefetch(stub_request(stub, sent), TEMPLATES, STUB_SETTINGS, session=session)
+        sent = {"conditions": None, "practitioner": None, "encounter": None}
+        for _ in range(2):  # two hook calls, one after the other
+            resolve_prefetch(stub_request(stub, sent), TEMPLATES, STUB_SETTINGS, session=session)
         ports = {r.client_port for r in stub.requests}
         assert len(stub.requests) == 2
         assert len(ports) == 1  # one TCP connection for both calls
