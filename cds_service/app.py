@@ -19,6 +19,9 @@ from cds_service.config import PROJECT_ROOT, Settings, load_settings
 from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
 from cds_service.hooks.routes import bp as hooks_bp
 from cds_service.hooks.routes import json_response
+from cds_service.observability.logs import configure_logging
+from cds_service.observability.metrics import metered_session
+from cds_service.observability.web import init_observability
 from cds_service.rules.knowledge import load_knowledge
 from cds_service.runtime import Runtime
 
@@ -30,7 +33,7 @@ HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 4
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the service; settings default to the CDS_* environment variables."""
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)  # JSON lines with a privacy guard (observability/)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
     # Loaded once at start-up so a broken mapping or card file stops the service, not a request.
@@ -38,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         knowledge=load_knowledge(Path(settings.mappings_dir)),
         catalogue=load_catalogue(Path(settings.cards_dir)),
-        fhir_session=requests.Session(),
+        fhir_session=metered_session(requests.Session()),  # counts FHIR fetch errors
     )
     CORS(
         app,
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(feedback_bp)
     app.register_blueprint(reports_bp)
     _register_error_handlers(app)
+    # Request ids, security headers, JSON request log, latency metric, /readyz and /metrics.
+    init_observability(app, settings)
 
     @app.get("/healthz")
     def healthz() -> Response:

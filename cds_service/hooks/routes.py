@@ -14,6 +14,8 @@ from cds_service.errors import InvalidRequest, UnknownService, WrongHook
 from cds_service.evaluation import evaluate
 from cds_service.hooks.discovery import SERVICES, ServiceDefinition, discovery_document
 from cds_service.hooks.validation import validate_hook_request
+from cds_service.observability.logs import set_log_context
+from cds_service.observability.metrics import count_decisions
 from cds_service.runtime import runtime
 
 bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
@@ -66,6 +68,7 @@ def call_service(service_id: str) -> Response:
     started = time.perf_counter()
     service = _service(service_id)
     body = parse_json_body()
+    set_log_context(hook_instance=body.get("hookInstance"))
     hook = body.get("hook")
     if isinstance(hook, str) and hook != service.hook:
         raise WrongHook(
@@ -90,6 +93,9 @@ def call_service(service_id: str) -> Response:
             "orders": len(result.orders),
             "decisions": [o.decision.outcome.value for o in result.orders],
         },
+    )
+    count_decisions(
+        service.hook, [(o.decision.outcome, o.decision.order.modality) for o in result.orders]
     )
     # Audit rows never block the answer: record_call logs and swallows any store failure.
     current_audit().record_call(

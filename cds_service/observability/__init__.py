@@ -1,0 +1,1 @@
+"""Operating the service: JSON logs with a privacy guard, security headers, health and metrics."""
