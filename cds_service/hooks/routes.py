@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cds_service.audit.service import current_audit
 from cds_service.errors import InvalidRequest, UnknownService, WrongHook
@@ -41,6 +42,11 @@ def _service(service_id: str) -> ServiceDefinition:
 def parse_json_body() -> dict[str, Any]:
     """The request body as a JSON object, or InvalidRequest saying where parsing failed."""
     raw = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut off at the limit without an error
+        # (Werkzeug's LimitedStream): one that fills the limit was, or may have been, larger.
+        raise RequestEntityTooLarge()
     if not raw:
         raise InvalidRequest("request body is empty; a JSON object is required", expression="$")
     try:
