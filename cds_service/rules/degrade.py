@@ -7,12 +7,15 @@ A pure function of the engine's decision and the resource families that were una
 - not-indicated rests on the *absence* of findings, so it becomes insufficient-data when any
   family is missing that could hold such a finding: every family except prior imaging
   (`CONFIRMS_ONLY`), which can only confirm a not-indicated (repeat imaging);
-- insufficient-data stays so.
+- insufficient-data stays so; the engine's own request to record something is dropped when the
+  data it asks for lives in an unavailable family (`EXPLAINED_BY`: no episode among Conditions
+  that could not be fetched is no reason to ask for one).
 
-Whenever data was unavailable the trail gets a `data-unavailable` criterion: met (deciding
-insufficient-data) when the decision was degraded, unknown otherwise. An insufficient-data
-decision lists every unavailable family in `missing` ("fhir:observations"), so the card says
-what could not be fetched next to what is to be recorded.
+Whenever data was unavailable the trail gets a `data-unavailable` criterion, first: met (it
+decides insufficient-data and heads the card) when the fault made the decision insufficient,
+unknown otherwise. An insufficient-data decision lists every unavailable family in `missing`
+("fhir:observations"), so the card says what could not be fetched next to what is to be
+recorded.
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ FAMILY_CODES: dict[str, str] = {
 # flags, episodes, examinations, scores, care, medication courses, surgical plans).
 CONFIRMS_ONLY = frozenset({"fhir:imaging-studies", "fhir:diagnostic-reports"})
 
+# The engine's missing-data codes (rules/decide.py) -> the family that data is read from.
+EXPLAINED_BY: dict[str, str] = {
+    "episode": "fhir:conditions",
+    "episode-onset": "fhir:conditions",
+    "neuro-exam": "fhir:observations",
+    "outcome-scores": "fhir:observations",
+}
+
 
 def family_codes(keys: Iterable[str]) -> frozenset[str]:
     """The missing-data codes of prefetch keys ("observations" -> "fhir:observations")."""
@@ -55,21 +66,35 @@ def degrade(decision: Decision, unavailable: Collection[str]) -> Decision:
     if not unavailable:
         return decision
     codes = tuple(sorted(unavailable))
-    overturning = any(code not in CONFIRMS_ONLY for code in codes)
-    degraded = decision.outcome is Outcome.NOT_INDICATED and overturning
-    outcome = Outcome.INSUFFICIENT_DATA if degraded else decision.outcome
+    # What the engine asks to record that the unavailable data may well hold is not asked.
+    own = tuple(code for code in decision.missing if EXPLAINED_BY.get(code) not in unavailable)
+    if decision.outcome is Outcome.NOT_INDICATED:
+        decides = any(code not in CONFIRMS_ONLY for code in codes)
+    elif decision.outcome is Outcome.INSUFFICIENT_DATA:
+        decides = not own
+    else:
+        decides = False  # urgent and indicated rest on findings that are there
+    insufficient = decides or decision.outcome is Outcome.INSUFFICIENT_DATA
     criterion = CriterionResult(
         CRITERION,
-        Status.MET if degraded else Status.UNKNOWN,
+        Status.MET if decides else Status.UNKNOWN,
         REASON,
         Outcome.INSUFFICIENT_DATA,
     )
-    missing = decision.missing
-    if outcome is Outcome.INSUFFICIENT_DATA:
-        missing = tuple(dict.fromkeys((*decision.missing, *codes)))
     return replace(
-        decision, outcome=outcome, criteria=(*decision.criteria, criterion), missing=missing
+        decision,
+        outcome=Outcome.INSUFFICIENT_DATA if insufficient else decision.outcome,
+        criteria=(criterion, *decision.criteria),
+        missing=tuple(dict.fromkeys((*own, *codes))) if insufficient else decision.missing,
     )
 
 
-__all__ = ["CONFIRMS_ONLY", "CRITERION", "FAMILY_CODES", "REASON", "degrade", "family_codes"]
+__all__ = [
+    "CONFIRMS_ONLY",
+    "CRITERION",
+    "EXPLAINED_BY",
+    "FAMILY_CODES",
+    "REASON",
+    "degrade",
+    "family_codes",
+]

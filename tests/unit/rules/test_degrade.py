@@ -9,6 +9,7 @@ from cds_service.hooks.discovery import PREFETCH
 from cds_service.rules.degrade import (
     CONFIRMS_ONLY,
     CRITERION,
+    EXPLAINED_BY,
     FAMILY_CODES,
     REASON,
     degrade,
@@ -34,8 +35,8 @@ def test_not_indicated_becomes_insufficient_data_naming_the_family(code):
     assert degraded.missing == (code,)
     assert [c.id for c in degraded.decisive] == [CRITERION]
     assert degraded.decisive[0].reason == REASON
-    # The trail of what was checked on the data that was there is kept.
-    assert degraded.criteria[: len(decision.criteria)] == decision.criteria
+    # The trail of what was checked on the data that was there is kept, after the fault.
+    assert degraded.criteria[1:] == decision.criteria
 
 
 def test_repeat_imaging_not_indicated_is_degraded_too():
@@ -49,8 +50,8 @@ def test_prior_imaging_unavailable_leaves_not_indicated(code):
     degraded = degrade(decisions()["not-indicated"], {code})
     assert degraded.outcome is Outcome.NOT_INDICATED
     assert degraded.missing == ()
-    assert degraded.criteria[-1].id == CRITERION
-    assert degraded.criteria[-1].status is Status.UNKNOWN
+    assert degraded.criteria[0].id == CRITERION
+    assert degraded.criteria[0].status is Status.UNKNOWN
 
 
 def test_unknown_family_is_treated_as_able_to_overturn():
@@ -66,7 +67,7 @@ def test_positive_decisions_stand(name):
     assert degraded.outcome is decision.outcome
     assert degraded.decisive == decision.decisive
     assert degraded.missing == ()
-    assert degraded.criteria[-1].status is Status.UNKNOWN  # the trail says data was missing
+    assert degraded.criteria[0].status is Status.UNKNOWN  # the trail says data was missing
 
 
 def test_insufficient_data_keeps_its_codes_and_adds_the_families_sorted():
@@ -75,8 +76,24 @@ def test_insufficient_data_keeps_its_codes_and_adds_the_families_sorted():
     degraded = degrade(decision, {"fhir:procedures", "fhir:imaging-studies"})
     assert degraded.outcome is Outcome.INSUFFICIENT_DATA
     assert degraded.missing == (*decision.missing, "fhir:imaging-studies", "fhir:procedures")
-    # The engine's own reason still heads the card.
-    assert degraded.decisive[0] == decision.decisive[0]
+    # The engine's own reason still heads the card; the fault is noted, not decisive.
+    assert degraded.decisive == decision.decisive
+    assert degraded.criteria[0].status is Status.UNKNOWN
+
+
+def test_what_the_unavailable_data_may_hold_is_not_asked_for():
+    decision = decisions()["insufficient-data"]  # neuro-exam, outcome-scores, episode(-onset)
+    degraded = degrade(decision, {"fhir:conditions"})
+    assert degraded.missing == ("neuro-exam", "outcome-scores", "fhir:conditions")
+    assert degraded.decisive == decision.decisive
+
+
+def test_insufficiency_caused_by_the_fault_is_headed_by_it():
+    decision = decisions()["insufficient-data"]
+    degraded = degrade(decision, {"fhir:conditions", "fhir:observations"})
+    assert degraded.missing == ("fhir:conditions", "fhir:observations")
+    assert degraded.decisive[0].id == CRITERION
+    assert EXPLAINED_BY.keys() >= set(decision.missing)
 
 
 def test_family_codes_cover_every_prefetch_key():
