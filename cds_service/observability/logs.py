@@ -82,6 +82,10 @@ def _path(value: Any) -> Any:
     return value if ok else WITHHELD
 
 
+def _endpoint(value: Any) -> Any:
+    return value if value == "unmatched" else _path(value)
+
+
 def _codes(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_safe_arg(item) for item in value[:50]]
@@ -95,7 +99,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "hook": _code,
     "hook_instance": _uuid,
     "method": _code,
-    "endpoint": _path,
+    "endpoint": _endpoint,
     "path": _path,
     "status": _number,
     "latency_ms": _number,
