@@ -11,6 +11,7 @@ resolved relative to it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -43,16 +44,17 @@ schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """One app for all generated cases (hypothesis reruns a test body, not its fixtures)."""
     database = tmp_path_factory.mktemp("schemathesis") / "audit.db"
-    app = create_app(
-        Settings(
-            env="test",
-            public_base_url="http://cds.test",
-            database_url=f"sqlite:///{database}",
-            # A generated fhirServer is refused unless it is loopback; keep such calls short.
-            fhir_timeout_seconds=0.2,
-            auth_enabled=False,
-        )
-    )
+    options = {
+        "env": "test",
+        "public_base_url": "http://cds.test",
+        "database_url": f"sqlite:///{database}",
+        # A generated fhirServer is refused unless it is loopback; keep such calls short.
+        "fhir_timeout_seconds": 0.2,
+        # Authentication has its own tests (tests/functional/test_auth.py).
+        "auth_enabled": False,
+    }
+    known = {field.name for field in fields(Settings)}
+    app = create_app(Settings(**{k: v for k, v in options.items() if k in known}))
     yield app
     app.extensions["cds_audit"].store.engine.dispose()
 
