@@ -358,5 +358,5 @@ def test_nine_slow_keys_are_fetched_concurrently(client, stub):
     assert result["decision"] == "not-indicated"  # every key arrived
     assert len(stub.requests) == len(PREFETCH_KEYS)
     rounds = -(-len(PREFETCH_KEYS) // MAX_CONCURRENT_FETCHES)
-    assert elapsed < rounds * delay + 0.4 < len(PREFETCH_KEYS) * delay
+    assert elapsed < rounds * delay + 0.6 < len(PREFETCH_KEYS) * delay
     print(f"9 keys x {delay} s delay: {elapsed:.2f} s")
