@@ -58,9 +58,25 @@ evaluation = Table(
     Column("override_system", String(128)),
     Column("override_code", String(64)),
     Column("responded_at", DateTime(timezone=True)),
+    # The report's indexes (migration 0002): covering, so its scans read indexes, not rows.
     Index("ix_audit_evaluation_ts", "ts"),
-    Index("ix_audit_evaluation_patient_ts", "patient", "ts"),
-    Index("ix_audit_evaluation_clinician", "clinician"),
+    Index("ix_audit_evaluation_patient_signed", "patient", "ts", "hook", "response"),
+    Index(
+        "ix_audit_evaluation_report",
+        "month",
+        "modality",
+        "decision",
+        "response",
+        "override_system",
+        "override_code",
+        "ts",
+        "patient",
+    ),
+    Index(
+        "ix_audit_evaluation_clinician_report", "clinician", "decision", "response", "ts", "patient"
+    ),
+    Index("ix_audit_evaluation_tenant_report", "tenant", "decision", "response", "ts", "patient"),
+    Index("ix_audit_evaluation_decision_patient", "decision", "patient", "ts"),
 )
 
 suggestion = Table(

@@ -1,0 +1,201 @@
+"""Benchmark of the avoided-scans report over N audit rows (a benchmark, not a test).
+
+Fills a SQLite file and, when a PostgreSQL URL is given (--postgres, default
+CDS_TEST_DATABASE_URL), a throw-away schema with N synthetic evaluations (default 1,000,000:
+12 months, 250,000 patients, 2,000 clinicians, realistic decision and feedback mixes), then
+times the whole report (all queries + JSON rendering) a few times. Targets: ≤ 5 s on SQLite,
+≤ 3 s on PostgreSQL. Writes bench/results/report.json and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from cds_service.audit.models import evaluation  # noqa: E402
+from cds_service.audit.reports.figures import Period  # noqa: E402
+from cds_service.audit.reports.run import build_report  # noqa: E402
+from cds_service.audit.store import AuditStore  # noqa: E402
+from cds_service.config import Settings  # noqa: E402
+
+COLUMNS = [c.name for c in evaluation.columns if c.name != "id"]
+START = datetime(2025, 1, 1, tzinfo=UTC)
+PERIOD = Period(date(2025, 1, 1), date(2025, 12, 31))
+RESPONSES = ["cancelled"] * 25 + ["replaced"] * 15 + ["overridden"] * 30 + ["accepted"] * 5
+RESPONSES += [None] * 25
+REASONS = ["prefers-alternative", "red-flag-not-recorded", "expert-contradicts", "other"]
+
+
+def synthetic_rows(count: int, seed: int = 5):
+    """Rows as tuples in COLUMNS order."""
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    patients = max(1, count // 4)
+    for _ in range(count):
+        when = START + timedelta(seconds=rng.randrange(365 * 86400))
+        decision = rng.choices(
+            ["urgent", "indicated", "not-indicated", "insufficient-data"], [3, 35, 45, 17]
+        )[0]
+        response = rng.choice(RESPONSES) if decision == "not-indicated" else None
+        if decision == "urgent" and rng.random() < 0.2:
+            response = "accepted"
+        reason = rng.choice(REASONS) if response == "overridden" else None
+        hook = rng.choice(["order-select", "order-sign"])
+        modality = rng.choices(["mri", "xray", "ct"], [55, 35, 10])[0]
+        yield (
+            when.isoformat(sep=" "),
+            int(when.timestamp() * 1000),
+            when.strftime("%Y-%m"),
+            f"lumbar-imaging-{hook}",
+            hook,
+            str(uuid.UUID(int=rng.getrandbits(128))),
+            rng.choice(["north", "south", "east"]),
+            f"{rng.randrange(patients):064x}",
+            f"{rng.randrange(2000):064x}",
+            None,
+            f"{rng.getrandbits(128):032x}",
+            "http://www.ama-assn.org/go/cpt",
+            {"mri": "72148", "xray": "72100", "ct": "72131"}[modality],
+            modality,
+            decision,
+            "",
+            "bench",
+            str(uuid.UUID(int=rng.getrandbits(128))),
+            str(uuid.UUID(int=rng.getrandbits(128))),
+            rng.randrange(5, 200),
+            response,
+            "https://lumbar-imaging-cds.local/CodeSystem/override-reason" if reason else None,
+            reason,
+            (when + timedelta(minutes=1)).isoformat(sep=" ") if response else None,
+        )
+
+
+def fill_sqlite(path: Path, count: int) -> str:
+    url = f"sqlite:///{path}"
+    store = AuditStore.from_url(url)
+    store.upgrade()
+    store.engine.dispose()
+    connection = sqlite3.connect(path)
+    names = ", ".join(COLUMNS)
+    marks = ", ".join("?" * len(COLUMNS))
+    connection.executemany(
+        f"INSERT INTO audit_evaluation ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+        synthetic_rows(count),
+    )
+    connection.commit()
+    connection.execute("ANALYZE")
+    connection.close()
+    return url
+
+
+def fill_postgres(base_url: str, count: int) -> tuple[str, str]:
+    import psycopg
+
+    schema = f"cds_bench_{uuid.uuid4().hex[:8]}"
+    url = make_url(base_url).set(drivername="postgresql+psycopg")
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    scoped_url = scoped.render_as_string(hide_password=False)
+    store = AuditStore.from_url(scoped_url)
+    store.upgrade()
+    store.engine.dispose()
+    with psycopg.connect(plain, options=f"-csearch_path={schema}") as connection:
+        names = ", ".join(COLUMNS)
+        with connection.cursor().copy(f"COPY audit_evaluation ({names}) FROM STDIN") as copy:
+            for row in synthetic_rows(count):
+                copy.write_row(row)
+    # What autovacuum would do soon after a bulk load: statistics and the visibility map
+    # (without which index-only scans still visit the table).
+    with psycopg.connect(plain, options=f"-csearch_path={schema}", autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE audit_evaluation")
+    return scoped_url, schema
+
+
+def drop_schema(base_url: str, schema: str) -> None:
+    store = AuditStore.from_url(base_url)
+    with store.engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    store.engine.dispose()
+
+
+def time_report(url: str, repeats: int) -> dict:
+    store = AuditStore.from_url(url)
+    settings = Settings(env="test")
+    timings = []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            report, _ = build_report(store.engine, settings, PERIOD, by="clinician", fmt="json")
+            timings.append(time.perf_counter() - started)
+    finally:
+        store.engine.dispose()
+    return {
+        "seconds_best": round(min(timings), 3),
+        "seconds_median": round(statistics.median(timings), 3),
+        "evaluations": report["evaluations"]["total"],
+        "net_avoided": report["notIndicated"]["netAvoided"],
+        "clinicians": len(report["clinicians"]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres", default=os.environ.get("CDS_TEST_DATABASE_URL"))
+    parser.add_argument("--sqlite-file", help="keep the SQLite data set here (reused if present)")
+    parser.add_argument("--keep-postgres", action="store_true", help="do not drop the schema")
+    args = parser.parse_args()
+
+    results: dict = {
+        "rows": args.rows,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(args.sqlite_file or Path(scratch) / "bench.db")
+        started = time.perf_counter()
+        if not path.exists():
+            fill_sqlite(path, args.rows)
+        print(f"sqlite: {args.rows:,} rows ready in {time.perf_counter() - started:.1f} s")
+        results["sqlite"] = time_report(f"sqlite:///{path}", args.repeats)
+        print(f"sqlite: report {results['sqlite']}")
+    if args.postgres:
+        started = time.perf_counter()
+        url, schema = fill_postgres(args.postgres, args.rows)
+        print(f"postgresql: {args.rows:,} rows ready in {time.perf_counter() - started:.1f} s")
+        try:
+            results["postgresql"] = time_report(url, args.repeats)
+            print(f"postgresql: report {results['postgresql']}")
+        finally:
+            if args.keep_postgres:
+                print(f"postgresql: kept schema {schema}")
+            else:
+                drop_schema(args.postgres, schema)
+    out = ROOT / "bench" / "results" / "report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
