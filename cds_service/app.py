@@ -24,6 +24,7 @@ from cds_service.observability.metrics import metered_session
 from cds_service.observability.web import init_observability
 from cds_service.rules.knowledge import load_knowledge
 from cds_service.runtime import Runtime
+from cds_service.security import init_auth
 
 log = logging.getLogger(__name__)
 OPENAPI_PATH = PROJECT_ROOT / "openapi.yaml"
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         methods=["GET", "POST", "OPTIONS"],
         max_age=600,
     )
+    init_auth(app, settings)  # JWT bearer tokens on /cds-services (cds_service/security/)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(patient_page_bp)
     init_audit(app, settings, app.extensions["cds_runtime"].knowledge)

@@ -50,6 +50,12 @@ class Settings:
         default_factory=lambda: {"xray": 1.5, "ct": 6.0, "mri": 0.0}
     )
     currency: str = "EUR"
+    # JWT authentication of CDS clients (cds_service/security/). On unless turned off; the
+    # environment path (load_settings) allows off only in development. Tests that build
+    # Settings directly pass auth_enabled=False or a trusted-issuers file.
+    auth_enabled: bool = True
+    trusted_issuers_path: Path | None = None
+    jwt_leeway_seconds: int = 60
 
     @property
     def is_development(self) -> bool:
@@ -114,6 +120,9 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_TARIFFS": ("tariffs", _per_modality),
     "CDS_DOSE_MSV": ("dose_msv", _per_modality),
     "CDS_CURRENCY": ("currency", str),
+    "CDS_AUTH": ("auth_enabled", _bool),
+    "CDS_TRUSTED_ISSUERS": ("trusted_issuers_path", Path),
+    "CDS_JWT_LEEWAY_SECONDS": ("jwt_leeway_seconds", int),
 }
 
 
@@ -129,6 +138,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[attribute] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
+    if "auth_enabled" not in values:
+        # Authentication is on by default; only a development run without a trusted-issuers
+        # file (make run) starts with it off, and the app says so loudly at start-up.
+        values["auth_enabled"] = not (
+            values.get("env", "development") == "development"
+            and "trusted_issuers_path" not in values
+        )
     return validate(Settings(**values))
 
 
@@ -170,6 +186,12 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("CDS_TENANT must be 1-64 letters, digits, '.', '_' or '-'")
     if not re.fullmatch(r"[A-Z]{3}", settings.currency):
         raise ConfigError("CDS_CURRENCY must be a three-letter ISO 4217 code")
+    if not settings.auth_enabled and settings.env != "development":
+        raise ConfigError("CDS_AUTH=off is allowed only when CDS_ENV=development")
+    if settings.auth_enabled and settings.trusted_issuers_path is None:
+        raise ConfigError("CDS_TRUSTED_ISSUERS is required while authentication is on")
+    if not 0 <= settings.jwt_leeway_seconds <= 300:
+        raise ConfigError("CDS_JWT_LEEWAY_SECONDS must be between 0 and 300")
     for directory, name in (
         (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
         (settings.cards_dir, "CDS_CARDS_DIR"),

@@ -55,6 +55,7 @@ def settings(tmp_path: Path) -> Settings:
         env="test",
         public_base_url="http://cds.test",
         database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        auth_enabled=False,  # tests/functional/test_auth.py tests authentication
     )
 
 

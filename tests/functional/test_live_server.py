@@ -35,7 +35,8 @@ def live_server() -> Iterator[str]:
         "CDS_HOST": "127.0.0.1",
         "CDS_PORT": str(port),
         "CDS_WORKERS": "1",
-        "CDS_ENV": "test",
+        "CDS_ENV": "development",  # auth off: no CDS_TRUSTED_ISSUERS (test_auth.py tests it)
+        "CDS_AUTH": "off",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH

@@ -111,7 +111,7 @@ def test_body_too_large_is_413():
     from cds_service.app import create_app
     from tests.conftest import ContractClient
 
-    app = create_app(Settings(env="test", max_request_bytes=2048))
+    app = create_app(Settings(env="test", max_request_bytes=2048, auth_enabled=False))
     app.test_client_class = ContractClient
     request = sample_request()
     response = app.test_client().post(SELECT, json=request)

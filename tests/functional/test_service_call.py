@@ -148,7 +148,9 @@ def test_absent_fhir_server_is_412_in_time(client, fhir_stub):
 def test_fhir_server_not_on_the_allow_list_is_refused(app, fhir_stub):
     from cds_service.app import create_app
 
-    production_like = Settings(env="production", public_base_url="https://cds.example.org")
+    production_like = Settings(
+        env="production", public_base_url="https://cds.example.org", auth_enabled=False
+    )
     strict = create_app(production_like).test_client()
     request = _without_prefetch(sample_request(), "procedures")
     request["fhirServer"] = fhir_stub.base_url

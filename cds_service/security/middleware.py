@@ -1,0 +1,107 @@
+"""The JWT check in front of every CDS Hooks call: discovery, service calls and feedback.
+
+Everything under /cds-services needs `Authorization: Bearer <JWT>` from a trusted issuer whose
+`aud` is the exact URL called (under CDS_PUBLIC_BASE_URL). A refused call gets 401 with a
+minimal OperationOutcome and `WWW-Authenticate: Bearer`, nothing more; the reason goes to the
+server log at INFO, never the token. CORS preflight and the other endpoints (health, metrics,
+OpenAPI, patient page; reports have their own token) are not checked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Engine
+
+from cds_service.config import Settings
+from cds_service.errors import ConfigError
+from cds_service.hooks.routes import json_response
+from cds_service.security.issuers import TrustedIssuer, load_trusted_issuers
+from cds_service.security.jwks import JwksCache
+from cds_service.security.replay import ReplayCache
+from cds_service.security.tokens import AuthFailure, verify_token
+
+log = logging.getLogger(__name__)
+PROTECTED_PREFIX = "/cds-services"
+UNAUTHORIZED = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "login"}],
+}
+
+
+class Authenticator:
+    """Trusted issuers, their keys and the replay cache of one app."""
+
+    def __init__(self, settings: Settings, issuers: dict[str, TrustedIssuer]) -> None:
+        self.settings = settings
+        self.issuers = issuers
+        self.jwks = JwksCache()
+        self.replay = ReplayCache(_audit_engine)
+
+    def check(self) -> Response | None:
+        """before_request: None lets the call through, a response refuses it."""
+        path = request.path
+        if request.method == "OPTIONS" or not (
+            path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+        ):
+            return None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return _refuse("no bearer token")
+        try:
+            verified = verify_token(
+                token,
+                audience=self.settings.public_base_url + path,
+                issuers=self.issuers,
+                jwks=self.jwks,
+                leeway=self.settings.jwt_leeway_seconds,
+                now=time.time(),
+            )
+        except AuthFailure as failure:
+            return _refuse(str(failure))
+        expires_at = verified.exp + self.settings.jwt_leeway_seconds
+        if not self.replay.first_use(verified.iss, verified.jti, expires_at):
+            return _refuse(f"jti replayed (issuer {verified.iss!r})")
+        g.cds_client_iss = verified.iss
+        g.cds_tenant = verified.tenant  # the token's tenant claim (None without one)
+        return None
+
+
+def _audit_engine() -> Engine:
+    """The audit store's engine, its schema (with jwt_replay) brought up to date."""
+    return current_app.extensions["cds_audit"].ready_store().engine
+
+
+def _refuse(reason: str) -> Response:
+    log.info("authentication refused: %s", reason, extra={"path": request.path[:200]})
+    response = json_response(UNAUTHORIZED, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_auth(app: Flask, settings: Settings) -> Authenticator | None:
+    """Check every CDS Hooks call of this app, unless authentication is off (development)."""
+    if not settings.auth_enabled:
+        # load_settings allows this only in development; tests build their Settings directly.
+        log.warning(
+            "AUTHENTICATION IS OFF: any client may call the CDS services "
+            "(CDS_ENV=%s; set CDS_TRUSTED_ISSUERS to turn it on)",
+            settings.env,
+        )
+        app.extensions["cds_auth"] = None
+        return None
+    if settings.trusted_issuers_path is None:
+        raise ConfigError(
+            "CDS_TRUSTED_ISSUERS is required while authentication is on "
+            "(tests building Settings directly pass auth_enabled=False)"
+        )
+    auth = Authenticator(
+        settings, load_trusted_issuers(settings.trusted_issuers_path, env=settings.env)
+    )
+    app.extensions["cds_auth"] = auth
+    app.before_request(auth.check)
+    return auth

@@ -1,0 +1,113 @@
+"""The `jti` replay cache: a token is accepted once, by whichever worker or host sees it first.
+
+Rows live in the audit database (table jwt_replay, migration 0003), so every gunicorn worker and
+every host behind a load balancer shares them. A row is kept until its token could no longer be
+accepted anyway (exp + leeway); expired rows are deleted now and then by the workers themselves.
+When the database cannot be reached the cache falls back to this process's memory (and says so
+in the log): a replay to the same worker is still caught, and the hook keeps answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import BigInteger, Column, Engine, Index, String, Table, delete, insert
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from cds_service.audit.models import metadata
+
+log = logging.getLogger(__name__)
+MAX_ID_LENGTH = 255
+MEMORY_LIMIT = 100_000
+
+jwt_replay = Table(
+    "jwt_replay",
+    metadata,
+    Column("jti", String(MAX_ID_LENGTH), primary_key=True),
+    Column("iss", String(MAX_ID_LENGTH), primary_key=True),
+    # epoch seconds after which the token is refused for its age, so the row can go
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_jwt_replay_expires_at", "expires_at"),
+)
+
+
+class ReplayCache:
+    """Records (iss, jti) pairs; `first_use` is True only for the first sighting."""
+
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        *,
+        purge_interval_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self.purge_interval_seconds = purge_interval_seconds
+        self.clock = clock
+        self._last_purge = float("-inf")
+        self._memory: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, expires_at: int) -> bool:
+        """Remember the pair until expires_at; False when it was seen before."""
+        now = int(self.clock())
+        key = (iss, jti)
+        with self._lock:
+            if self._memory.get(key, -1) >= now:
+                return False
+        try:
+            return self._record(iss, jti, expires_at, now)
+        except SQLAlchemyError as exc:
+            log.error(
+                "jti replay cache: database unavailable (%s); using memory", type(exc).__name__
+            )
+            return self._remember(key, expires_at, now)
+
+    def _record(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
+        engine = self._engine()
+        self._maybe_purge(engine, now)
+        row = {"jti": jti, "iss": iss, "expires_at": expires_at}
+        try:
+            with engine.begin() as connection:
+                connection.execute(insert(jwt_replay).values(**row))
+            return True
+        except IntegrityError:
+            pass
+        # Seen before, unless the row is an expired leftover the purge has not reached yet.
+        with engine.begin() as connection:
+            gone = connection.execute(
+                delete(jwt_replay).where(
+                    jwt_replay.c.jti == jti,
+                    jwt_replay.c.iss == iss,
+                    jwt_replay.c.expires_at < now,
+                )
+            ).rowcount
+        if not gone:
+            return False
+        try:
+            with engine.begin() as connection:
+                connection.execute(insert(jwt_replay).values(**row))
+        except IntegrityError:
+            return False  # another worker took it in between
+        return True
+
+    def _maybe_purge(self, engine: Engine, now: int) -> None:
+        if now - self._last_purge < self.purge_interval_seconds:
+            return
+        self._last_purge = now
+        with engine.begin() as connection:
+            connection.execute(delete(jwt_replay).where(jwt_replay.c.expires_at < now))
+
+    def _remember(self, key: tuple[str, str], expires_at: int, now: int) -> bool:
+        with self._lock:
+            if self._memory.get(key, -1) >= now:
+                return False
+            if len(self._memory) >= MEMORY_LIMIT:
+                self._memory = {k: v for k, v in self._memory.items() if v >= now}
+            if len(self._memory) >= MEMORY_LIMIT:
+                return False  # full of live tokens: refuse rather than forget
+            self._memory[key] = expires_at
+            return True

@@ -1,0 +1,144 @@
+"""Verification of one CDS client JWT (CDS Hooks 2.0, Security; best practices, "JWT").
+
+Order of checks: shape and header (alg, typ, kid) -> issuer on the trusted list -> key by kid
+(from the issuer's JWKS, or a `jku` on its allow-list) -> signature -> claims. Nothing about the
+token is trusted before its signature is verified except the choice of issuer and key, and
+those only select among keys the configuration already trusts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+
+from cds_service.security.issuers import TrustedIssuer
+from cds_service.security.jwks import JwksCache, keys_by_kid
+from cds_service.security.replay import MAX_ID_LENGTH
+
+# Asymmetric only: `none` and HMAC (HS*) are refused, as the specification demands.
+ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
+MAX_TOKEN_BYTES = 8 * 1024
+# A token is for one call; one valid longer than this is refused, whatever its exp says,
+# so a leaked token is useless after at most an hour (and the jti store stays small).
+MAX_LIFETIME_SECONDS = 3600
+
+
+class AuthFailure(Exception):
+    """The token is not acceptable; the reason is for the server log, never for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What the service uses of an accepted token."""
+
+    iss: str
+    jti: str
+    exp: int
+    tenant: str | None
+
+
+def verify_token(
+    token: str,
+    *,
+    audience: str,
+    issuers: Mapping[str, TrustedIssuer],
+    jwks: JwksCache,
+    leeway: int,
+    now: float,
+) -> VerifiedToken:
+    """Check a compact JWS JWT for this endpoint; AuthFailure says why it is refused."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthFailure("token too large")
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        unverified = json.loads(compact.payload or b"")
+    except (JoseError, ValueError, TypeError) as exc:
+        raise AuthFailure(f"malformed token ({type(exc).__name__})") from exc
+    header = compact.protected
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise AuthFailure(f"algorithm {str(alg)[:16]!r} not accepted")
+    if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
+        raise AuthFailure("header typ is not JWT")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise AuthFailure("header has no kid")
+    if "crit" in header:
+        raise AuthFailure("header has critical extensions")
+    iss = unverified.get("iss") if isinstance(unverified, dict) else None
+    issuer = issuers.get(iss) if isinstance(iss, str) else None
+    if issuer is None:
+        raise AuthFailure(f"issuer {str(iss)[:100]!r} not trusted")
+    key = _key(issuer, header, kid, jwks)
+    key_alg = getattr(key, "alg", None)
+    if key_alg and key_alg != alg:
+        raise AuthFailure(f"key {kid[:64]!r} is for {key_alg}, token says {alg}")
+    try:
+        claims = jwt.decode(token, key, algorithms=[alg]).claims
+    except (JoseError, ValueError, TypeError) as exc:
+        raise AuthFailure(f"signature not valid ({type(exc).__name__})") from exc
+    return _check_claims(claims, issuer, audience=audience, leeway=leeway, now=now)
+
+
+def _key(issuer: TrustedIssuer, header: Mapping[str, Any], kid: str, jwks: JwksCache) -> Any:
+    jku = header.get("jku")
+    if jku is not None:
+        # Only URLs configured for this issuer are fetched: a token never chooses a server.
+        if not isinstance(jku, str) or jku not in issuer.jku:
+            raise AuthFailure("jku not on the issuer's allow-list")
+        key = jwks.key(jku, kid)
+    elif issuer.jwks is not None:
+        key = keys_by_kid(issuer.jwks).get(kid)
+    elif issuer.jwks_url is not None:
+        key = jwks.key(issuer.jwks_url, kid)
+    else:
+        raise AuthFailure("token has no jku and the issuer has no JWKS")
+    if key is None:
+        raise AuthFailure(f"unknown kid {kid[:64]!r} for issuer {issuer.iss!r}")
+    return key
+
+
+def _number(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AuthFailure(f"claim {name} missing or not a number")
+    return int(value)
+
+
+def _check_claims(
+    claims: Mapping[str, Any], issuer: TrustedIssuer, *, audience: str, leeway: int, now: float
+) -> VerifiedToken:
+    if claims.get("iss") != issuer.iss:
+        raise AuthFailure("iss changed")  # cannot happen: the payload was read above
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or audience not in audiences:
+        raise AuthFailure(f"aud does not name this endpoint ({audience})")
+    exp = _number(claims, "exp")
+    iat = _number(claims, "iat")
+    if now > exp + leeway:
+        raise AuthFailure("token expired")
+    if iat > now + leeway:
+        raise AuthFailure("token issued in the future")
+    if "nbf" in claims and _number(claims, "nbf") > now + leeway:
+        raise AuthFailure("token not yet valid (nbf)")
+    if exp < iat:
+        raise AuthFailure("token expires before it was issued")
+    if exp - iat > MAX_LIFETIME_SECONDS:
+        raise AuthFailure(f"token lifetime {exp - iat} s exceeds {MAX_LIFETIME_SECONDS} s")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_LENGTH:
+        raise AuthFailure("claim jti missing or unusable")
+    if len(issuer.iss) > MAX_ID_LENGTH:
+        raise AuthFailure("issuer too long for the replay cache")
+    tenant = claims.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise AuthFailure("claim tenant is not a string")
+    if issuer.tenants and tenant not in issuer.tenants:
+        raise AuthFailure(f"tenant {str(tenant)[:64]!r} not allowed for this issuer")
+    return VerifiedToken(iss=issuer.iss, jti=jti, exp=exp, tenant=tenant)

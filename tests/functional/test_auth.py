@@ -1,0 +1,369 @@
+"""JWT authentication of CDS clients over the app, with keys made here and JWKS served over
+real loopback HTTP: every refusal is a bare 401, every acceptance a normal answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask, g
+from flask.testing import FlaskClient
+
+from cds_service.app import create_app
+from cds_service.config import Settings
+from tests.conftest import ContractClient
+from tests.support.fhir_stub import FhirStub
+from tests.support.hook_requests import SELECT, sample_request
+from tests.support.jwt_tokens import claims, forge, jwks, new_key, sign
+
+BASE = "http://cds.test"
+ISS = "https://ehr.test"
+INLINE_ISS = "https://inline.test"
+DISCOVERY = "/cds-services"
+FEEDBACK = f"{SELECT}/feedback"
+UNAUTHORIZED = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "login"}],
+}
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (the JWKS cache's refresh limit)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    """The JWKS server, the keys and the trusted-issuers file of one test."""
+
+    stub: FhirStub
+    settings: Settings
+    keys: dict[str, Any]
+    clock: Clock = field(default_factory=Clock)
+
+    def app(self) -> Flask:
+        app = create_app(self.settings)
+        app.test_client_class = ContractClient
+        app.extensions["cds_auth"].jwks.clock = self.clock
+        return app
+
+    def token(self, path: str, alg: str = "ES384", *, key: Any = None, **changes: Any) -> str:
+        header = changes.pop("header", {})
+        body = claims(changes.pop("iss", ISS), changes.pop("aud", BASE + path), **changes)
+        return sign(key or self.keys[alg], alg, body, **header)
+
+    def fetches(self, route: str = "jwks.json") -> int:
+        return len(self.stub.requests_to(route))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with FhirStub(base_path="") as stub:
+        keys = {alg: new_key(alg, f"{alg.lower()}-1") for alg in ("ES384", "RS384", "ES256")}
+        keys["RS256"] = keys["RS384"]
+        keys["inline"] = new_key("ES384", "inline-1")
+        keys["jku"] = new_key("ES384", "jku-1")
+        stub.add("jwks.json", jwks(keys["ES384"], keys["RS384"], keys["ES256"]), content_type=J)
+        stub.add("allowed-jku.json", jwks(keys["jku"]), content_type=J)
+        issuers = {
+            ISS: {"jwks_url": stub.url("jwks.json"), "jku": [stub.url("allowed-jku.json")]},
+            INLINE_ISS: {"jwks": jwks(keys["inline"]), "tenants": ["hospital-a"]},
+        }
+        path = tmp_path / "issuers.yaml"
+        path.write_text(yaml.safe_dump(issuers), encoding="utf-8")
+        settings = Settings(
+            env="test",
+            public_base_url=BASE,
+            database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+            trusted_issuers_path=path,
+        )
+        yield World(stub, settings, keys)
+
+
+J = "application/json"
+
+
+@pytest.fixture
+def app(world: World) -> Iterator[Flask]:
+    app = world.app()
+    yield app
+    app.extensions["cds_audit"].store.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+
+
+def discover(client: FlaskClient, token: str) -> Any:
+    return client.get(DISCOVERY, headers=bearer(token))
+
+
+def call(client: FlaskClient, token: str) -> Any:
+    return client.post(SELECT, json=sample_request(), headers=bearer(token))
+
+
+def assert_refused(response: Any) -> None:
+    assert response.status_code == 401
+    assert response.get_json() == UNAUTHORIZED
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# -- accepted ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_valid_token_opens_discovery(client, world, alg):
+    response = discover(client, world.token(DISCOVERY, alg))
+    assert response.status_code == 200
+    assert response.get_json()["services"]
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_valid_token_opens_the_service_call(client, world, alg):
+    response = call(client, world.token(SELECT, alg))
+    assert response.status_code == 200
+    assert response.get_json()["cards"]
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_valid_token_opens_feedback(client, world, alg):
+    card = call(client, world.token(SELECT, alg)).get_json()["cards"][0]
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-01-05T10:00:00Z",
+    }
+    response = client.post(
+        FEEDBACK, json={"feedback": [item]}, headers=bearer(world.token(FEEDBACK, alg))
+    )
+    assert response.status_code == 200
+    assert response.get_json()["stored"] == 1
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_es256_and_rs256_are_accepted_too(client, world, alg):
+    assert discover(client, world.token(DISCOVERY, alg)).status_code == 200
+
+
+def test_aud_may_be_an_array_naming_the_endpoint(client, world):
+    token = world.token(DISCOVERY, aud=[f"{BASE}/other", BASE + DISCOVERY])
+    assert discover(client, token).status_code == 200
+
+
+def test_inline_jwks_issuer_and_its_tenant_reach_the_request(app, client, world):
+    seen = []
+
+    @app.after_request
+    def capture(response):
+        seen.append(g.get("cds_tenant"))
+        return response
+
+    token = world.token(DISCOVERY, key=world.keys["inline"], iss=INLINE_ISS, tenant="hospital-a")
+    assert discover(client, token).status_code == 200
+    assert seen == ["hospital-a"]
+    assert world.fetches() == 0  # inline keys need no fetch
+
+
+def test_tenant_not_on_the_issuers_list_is_401(client, world):
+    token = world.token(DISCOVERY, key=world.keys["inline"], iss=INLINE_ISS, tenant="hospital-b")
+    assert_refused(discover(client, token))
+
+
+def test_unauthenticated_endpoints_stay_open(client):
+    for path in ("/healthz", "/openapi.yaml", "/patient-info?lang=en"):
+        assert client.get(path).status_code == 200, path
+    preflight = client.options(
+        SELECT,
+        headers={
+            "Origin": "https://ehr.test",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code == 200
+
+
+# -- refused -------------------------------------------------------------------------------
+
+
+def test_alg_none_is_401(client, world):
+    header = {"alg": "none", "typ": "JWT", "kid": "es384-1"}
+    assert_refused(discover(client, forge(header, claims(ISS, BASE + DISCOVERY), None)))
+
+
+def test_hs256_signed_with_the_public_key_is_401(client, world):
+    """The classic confusion: the verifier's public key used as an HMAC secret."""
+    public_pem = world.keys["RS384"].as_pem(private=False)
+    header = {"alg": "HS256", "typ": "JWT", "kid": "rs384-1"}
+    assert_refused(discover(client, forge(header, claims(ISS, BASE + DISCOVERY), public_pem)))
+
+
+def test_hs256_with_a_random_secret_is_401(client, world):
+    header = {"alg": "HS256", "typ": "JWT", "kid": "es384-1"}
+    token = forge(header, claims(ISS, BASE + DISCOVERY), b"s3cret-s3cret-s3cret-s3cret-s3cret")
+    assert_refused(discover(client, token))
+
+
+def test_wrong_aud_is_401(client, world):
+    assert_refused(call(client, world.token(SELECT, aud=BASE + DISCOVERY)))
+
+
+def test_aud_on_another_host_is_401(client, world):
+    assert_refused(discover(client, world.token(DISCOVERY, aud="https://evil.test/cds-services")))
+
+
+def test_expired_token_is_401(client, world):
+    token = world.token(DISCOVERY, iat=_ago(400), exp=_ago(61 + 5))
+    assert_refused(discover(client, token))
+
+
+def test_token_within_the_leeway_is_accepted(client, world):
+    assert discover(client, world.token(DISCOVERY, iat=_ago(100), exp=_ago(30))).status_code == 200
+
+
+def test_token_issued_in_the_future_is_401(client, world):
+    token = world.token(DISCOVERY, iat=_ago(-120), exp=_ago(-300))
+    assert_refused(discover(client, token))
+
+
+def test_token_not_yet_valid_by_nbf_is_401(client, world):
+    assert_refused(discover(client, world.token(DISCOVERY, nbf=_ago(-120))))
+
+
+def test_token_living_longer_than_an_hour_is_401(client, world):
+    assert_refused(discover(client, world.token(DISCOVERY, exp=_ago(-3601 - 5))))
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "jti", "aud"])
+def test_token_without_a_required_claim_is_401(client, world, claim):
+    assert_refused(discover(client, world.token(DISCOVERY, **{claim: None})))
+
+
+def test_replayed_jti_is_401(client, world):
+    token = world.token(DISCOVERY)
+    assert discover(client, token).status_code == 200
+    assert_refused(discover(client, token))
+
+
+def test_replayed_jti_is_401_on_another_instance_sharing_the_database(app, world):
+    token = world.token(DISCOVERY)
+    other = world.app()
+    try:
+        assert discover(app.test_client(), token).status_code == 200
+        assert_refused(discover(other.test_client(), token))
+    finally:
+        other.extensions["cds_audit"].store.engine.dispose()
+
+
+def test_unknown_kid_is_401_after_a_refresh(client, world):
+    assert discover(client, world.token(DISCOVERY)).status_code == 200
+    assert world.fetches() == 1
+    world.clock.now += 61
+    stranger = new_key("ES384", "nobody-knows")
+    assert_refused(discover(client, world.token(DISCOVERY, key=stranger)))
+    assert world.fetches() == 2  # refreshed once, the kid is still unknown
+
+
+def test_rotated_key_is_found_by_a_refresh(client, world):
+    assert discover(client, world.token(DISCOVERY)).status_code == 200
+    rotated = new_key("ES384", "es384-2")
+    world.stub.add("jwks.json", jwks(world.keys["ES384"], rotated), content_type=J)
+    world.clock.now += 61
+    assert discover(client, world.token(DISCOVERY, key=rotated)).status_code == 200
+    assert world.fetches() == 2
+    assert discover(client, world.token(DISCOVERY, key=rotated)).status_code == 200
+    assert world.fetches() == 2  # cached
+
+
+def test_unknown_kids_cannot_force_a_fetch_per_request(client, world):
+    assert discover(client, world.token(DISCOVERY)).status_code == 200
+    for number in range(5):
+        stranger = new_key("ES256", f"made-up-{number}")
+        assert_refused(discover(client, world.token(DISCOVERY, "ES256", key=stranger)))
+    assert world.fetches() == 1  # within the refresh interval: no fetch at all
+
+
+def test_unknown_iss_is_401_without_a_fetch(client, world):
+    assert_refused(discover(client, world.token(DISCOVERY, iss="https://stranger.test")))
+    assert world.fetches() == 0
+
+
+def test_tampered_signature_is_401(client, world):
+    head, body, signature = world.token(DISCOVERY).split(".")
+    flipped = ("A" if signature[10] != "A" else "B").join((signature[:10], signature[11:]))
+    assert_refused(discover(client, f"{head}.{body}.{flipped}"))
+
+
+def test_tampered_payload_is_401(client, world):
+    head, _, signature = world.token(DISCOVERY).split(".")
+    other_body = world.token(DISCOVERY, tenant="someone-else").split(".")[1]
+    assert_refused(discover(client, f"{head}.{other_body}.{signature}"))
+
+
+def test_signature_by_another_key_under_a_known_kid_is_401(client, world):
+    impostor = new_key("ES384", "es384-1")
+    assert_refused(discover(client, world.token(DISCOVERY, key=impostor)))
+
+
+@pytest.mark.parametrize("path", [DISCOVERY, SELECT, FEEDBACK])
+def test_missing_authorization_header_is_401(client, path):
+    response = client.get(path) if path == DISCOVERY else client.post(path, json={})
+    assert_refused(response)
+
+
+@pytest.mark.parametrize(
+    "value", ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer-token", "Bearer not.a.jwt"]
+)
+def test_malformed_authorization_header_is_401(client, value):
+    assert_refused(client.get(DISCOVERY, headers={"Authorization": value}))
+
+
+@pytest.mark.parametrize("header", [{"typ": None}, {"kid": None}, {"typ": "JOSE+JSON"}])
+def test_header_without_typ_jwt_or_kid_is_401(client, world, header):
+    assert_refused(discover(client, world.token(DISCOVERY, header=header)))
+
+
+def test_jku_not_on_the_allow_list_is_401_and_not_fetched(client, world):
+    world.stub.add("evil.json", jwks(world.keys["jku"]), content_type=J)
+    token = world.token(
+        DISCOVERY, key=world.keys["jku"], header={"jku": world.stub.url("evil.json")}
+    )
+    assert_refused(discover(client, token))
+    assert world.fetches("evil.json") == 0
+
+
+def test_jku_on_the_allow_list_is_fetched_and_honoured(client, world):
+    url = world.stub.url("allowed-jku.json")
+    token = world.token(DISCOVERY, key=world.keys["jku"], header={"jku": url})
+    assert discover(client, token).status_code == 200
+    assert world.fetches("allowed-jku.json") == 1
+
+
+def test_refusal_is_logged_with_its_reason_but_never_the_token(client, world, caplog):
+    token = world.token(DISCOVERY, aud=BASE + SELECT)
+    with caplog.at_level(logging.INFO, logger="cds_service.security"):
+        assert_refused(discover(client, token))
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "aud" in text
+    assert token not in text and token.split(".")[2] not in text
+
+
+def _ago(seconds: int) -> int:
+    import time
+
+    return int(time.time()) - seconds
