@@ -1,4 +1,4 @@
-"""Command line: `cds-service serve | evaluate | db upgrade | report`."""
+"""Command line: `cds-service serve | evaluate | db upgrade | audit replay | report`."""
 
 from __future__ import annotations
 
@@ -108,6 +108,32 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_replay(_: argparse.Namespace) -> int:
+    from cds_service.audit.service import spool_path
+    from cds_service.audit.spool import Spool
+    from cds_service.audit.store import AuditStore
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    spool = Spool(spool_path(settings))
+    store = AuditStore.from_url(settings.database_url)
+    try:
+        store.upgrade()
+        inserted = spool.replay(store)
+    except Exception as exc:  # report and keep the spool: nothing is lost
+        print(f"replay failed ({type(exc).__name__}); the spool is kept", file=sys.stderr)
+        return 1
+    finally:
+        store.engine.dispose()
+    print(f"{inserted} audit rows replayed from {spool.path}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
@@ -161,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")
     upgrade.add_argument("--database-url", help="default: CDS_DATABASE_URL")
     upgrade.set_defaults(func=_db_upgrade)
+    audit = commands.add_parser("audit", help="audit store maintenance")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    replay = audit_commands.add_parser(
+        "replay", help="move audit rows spooled while the database was down into the database"
+    )
+    replay.set_defaults(func=_audit_replay)
     report = commands.add_parser("report", help="the avoided-scans report from the audit store")
     report.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
     report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")

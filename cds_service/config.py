@@ -43,6 +43,7 @@ class Settings:
     report_token: str = ""
     tenant: str = "default"
     database_auto_upgrade: bool = True
+    audit_spool: Path | None = None  # default: beside a SQLite database file, else var/
     tariffs: Mapping[str, float] = field(
         default_factory=lambda: {"xray": 60.0, "ct": 180.0, "mri": 250.0}
     )
@@ -117,6 +118,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_REPORT_TOKEN": ("report_token", str),
     "CDS_TENANT": ("tenant", str),
     "CDS_DATABASE_AUTO_UPGRADE": ("database_auto_upgrade", _bool),
+    "CDS_AUDIT_SPOOL": ("audit_spool", Path),
     "CDS_TARIFFS": ("tariffs", _per_modality),
     "CDS_DOSE_MSV": ("dose_msv", _per_modality),
     "CDS_CURRENCY": ("currency", str),
