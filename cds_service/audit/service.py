@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 
-from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser
+from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser, safe_token
 from cds_service.audit.recording import EvaluationRow, evaluation_rows
 from cds_service.audit.spool import Spool
 from cds_service.audit.store import AuditStore
@@ -63,7 +63,13 @@ class Audit:
         return self.store
 
     def record_call(
-        self, service_id: str, request: Mapping[str, Any], result: Evaluation, latency_ms: int
+        self,
+        service_id: str,
+        request: Mapping[str, Any],
+        result: Evaluation,
+        latency_ms: int,
+        *,
+        tenant: str | None = None,
     ) -> bool:
         """Store the audit rows of one hook call; False (and a log line) when that failed.
 
@@ -80,7 +86,13 @@ class Audit:
                 request,
                 result,
                 service_id=service_id,
-                tenant=self.settings.tenant,
+                # The verified JWT's tenant claim wins over the configured default; a claim
+                # that is not a short identifier is pseudonymised rather than stored as text.
+                tenant=(
+                    (safe_token(tenant) or self.pseudonym("tenant", tenant))
+                    if tenant
+                    else self.settings.tenant
+                ),
                 pseudonym=self.pseudonym,
                 knowledge=self.knowledge,
                 latency_ms=latency_ms,

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from cds_service.audit.service import current_audit
@@ -105,6 +105,10 @@ def call_service(service_id: str) -> Response:
     )
     # Audit rows never block the answer: record_call logs and swallows any store failure.
     current_audit().record_call(
-        service.id, body, result, round((time.perf_counter() - started) * 1000)
+        service.id,
+        body,
+        result,
+        round((time.perf_counter() - started) * 1000),
+        tenant=getattr(g, "cds_tenant", None),
     )
     return json_response(result.response)

@@ -367,3 +367,15 @@ def _ago(seconds: int) -> int:
     import time
 
     return int(time.time()) - seconds
+
+
+def test_the_tokens_tenant_is_recorded_in_the_audit_row(app, client, world):
+    from sqlalchemy import select
+
+    from cds_service.audit.models import evaluation
+
+    token = world.token(SELECT, key=world.keys["inline"], iss=INLINE_ISS, tenant="hospital-a")
+    assert call(client, token).status_code == 200
+    with app.extensions["cds_audit"].store.engine.connect() as connection:
+        tenants = connection.execute(select(evaluation.c.tenant)).scalars().all()
+    assert tenants == ["hospital-a"]
