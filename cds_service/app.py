@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import requests
 from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -17,6 +16,7 @@ from cds_service.cards.patient_page import bp as patient_page_bp
 from cds_service.cards.render import load_catalogue
 from cds_service.config import PROJECT_ROOT, Settings, load_settings
 from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
+from cds_service.fhir.client import default_session
 from cds_service.hooks.routes import bp as hooks_bp
 from cds_service.hooks.routes import json_response
 from cds_service.observability.logs import configure_logging
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         knowledge=load_knowledge(Path(settings.mappings_dir)),
         catalogue=load_catalogue(Path(settings.cards_dir)),
-        fhir_session=metered_session(requests.Session()),  # counts FHIR fetch errors
+        # The FHIR client's pooled session (no proxy variables, no ~/.netrc credentials in place
+        # of the bearer token), counting FHIR fetch errors for /metrics.
+        fhir_session=metered_session(default_session()),
     )
     CORS(
         app,
