@@ -2,8 +2,10 @@
 
 Measures, on examples/order-select-request.json:
   decide      decide(facts, order, policy) per order
-  facts       extract_facts over the prefetched resources
-  evaluate    the whole hook evaluation (orders, facts, decide, cards, rating), no HTTP
+  facts       extract_facts over the prefetched resources (warm: resources validated before;
+              cold: the validated-resource cache emptied before every run)
+  evaluate    the whole hook evaluation (orders, facts, decide, cards, rating), no HTTP, warm
+              and cold
 Writes bench/results/engine.json and prints a summary.
 """
 
@@ -26,6 +28,7 @@ from cds_service.evaluation import evaluate  # noqa: E402
 from cds_service.fhir.facts import extract_facts  # noqa: E402
 from cds_service.fhir.orders import draft_resources, lumbar_orders  # noqa: E402
 from cds_service.fhir.prefetch import flatten  # noqa: E402
+from cds_service.fhir.validated import clear as clear_validated  # noqa: E402
 from cds_service.rules.decide import decide  # noqa: E402
 from cds_service.rules.knowledge import load_knowledge  # noqa: E402
 
@@ -70,9 +73,22 @@ def main() -> int:
         "when": now.isoformat(timespec="seconds"),
         "decide": _time(lambda: decide(facts, order, knowledge.policy), 20000),
         "facts": _time(lambda: extract_facts(resources, knowledge=knowledge, now=now), 2000),
+        "facts_cold": _time(
+            lambda: (clear_validated(), extract_facts(resources, knowledge=knowledge, now=now)),
+            2000,
+        ),
         "evaluate": _time(
             lambda: evaluate(
                 request, settings=settings, knowledge=knowledge, catalogue=catalogue, now=now
+            ),
+            2000,
+        ),
+        "evaluate_cold": _time(
+            lambda: (
+                clear_validated(),
+                evaluate(
+                    request, settings=settings, knowledge=knowledge, catalogue=catalogue, now=now
+                ),
             ),
             2000,
         ),
@@ -80,10 +96,10 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"standard fixture: {results['resources_in_prefetch']} resources, 1 lumbar order")
-    for name in ("decide", "facts", "evaluate"):
+    for name in ("decide", "facts", "facts_cold", "evaluate", "evaluate_cold"):
         r = results[name]
         print(
-            f"{name:>9}: median {r['median_us']:>9.1f} µs   p99 {r['p99_us']:>9.1f} µs"
+            f"{name:>13}: median {r['median_us']:>9.1f} µs   p99 {r['p99_us']:>9.1f} µs"
             f"   ({r['runs']} runs)"
         )
     print(f"written to {RESULTS.relative_to(ROOT)}")

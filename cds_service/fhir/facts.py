@@ -36,8 +36,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fhir.resources.R4B import get_fhir_model_class
-
 from cds_service.fhir import exam
 from cds_service.fhir.dates import age_in_years, earliest, is_partial, to_date
 from cds_service.fhir.units import (
@@ -48,6 +46,7 @@ from cds_service.fhir.units import (
     mrc_grade,
     unit_key,
 )
+from cds_service.fhir.validated import validated
 from cds_service.rules.model import (
     CareEpisode,
     Finding,
@@ -241,7 +240,7 @@ class _Builder:
         if reference in self.exclude:
             return
         try:
-            model = get_fhir_model_class(kind).model_validate(dict(item))
+            model = validated(kind, item)
         except Exception:  # pydantic ValidationError, or anything odd in the dict
             self.note(f"{reference}: not valid FHIR R4")
             return
