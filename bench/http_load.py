@@ -85,13 +85,14 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def sequential(base: str, body: bytes, count: int) -> dict[str, float]:
-    """`count` calls one after another on one session; latency per call."""
+def sequential(base: str, body: bytes | list[bytes], count: int) -> dict[str, float]:
+    """`count` calls one after another on one session (one body, or one body per call)."""
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
     samples = []
     errors = 0
-    for _ in range(count):
+    bodies = body if isinstance(body, list) else [body] * count
+    for body in bodies[:count]:
         started = time.perf_counter()
         response = session.post(f"{base}{PATH}", data=body, headers=headers, timeout=30)
         samples.append((time.perf_counter() - started) * 1000)
@@ -137,14 +138,18 @@ def throughput(base: str, body: bytes, concurrency: int, seconds: float) -> dict
     }
 
 
-def with_observations(request: dict[str, Any], count: int) -> bytes:
-    """The standard request with `count` body-temperature Observations in its prefetch."""
+def with_observations(request: dict[str, Any], count: int, run: int = 0) -> bytes:
+    """The standard request with `count` body-temperature Observations in its prefetch.
+
+    Each run gets its own resource ids, so no run is helped by resources a worker validated in
+    an earlier one: the scale figures are the cold path.
+    """
     scaled = copy.deepcopy(request)
     template = scaled["prefetch"]["observations"]["entry"][0]["resource"]
     entries = []
     for index in range(count):
         resource = copy.deepcopy(template)
-        resource["id"] = f"scale-{index}"
+        resource["id"] = f"scale-{run}-{index}"
         resource["valueQuantity"]["value"] = 36.5 + (index % 10) / 10
         entries.append({"resource": resource})
     scaled["prefetch"]["observations"]["entry"] = entries
@@ -181,7 +186,8 @@ def main() -> int:
             )
             scale = {}
             for count, runs in ((100, 30), (1000, 10), (10000, 5)):
-                scale[str(count)] = sequential(service, with_observations(request, count), runs)
+                bodies = [with_observations(request, count, run) for run in range(runs)]
+                scale[str(count)] = sequential(service, bodies, runs)
             results["scale_observations"] = scale
     service_median = results["service_sequential"]["median_ms"]
     floor_median = results["floor_sequential"]["median_ms"]
