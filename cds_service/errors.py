@@ -78,6 +78,13 @@ class FhirServerNotAllowed(PrefetchUnavailable):
     issue_code = "security"
 
 
+class StoreUnavailable(CdsError):
+    """The audit store cannot be reached; the client may retry the same request later."""
+
+    status = 503
+    issue_code = "transient"
+
+
 class ConfigError(Exception):
     """The service's configuration is unusable; raised at start-up."""
 

@@ -24,21 +24,14 @@ from cds_service.audit.models import ACCEPTED, CANCELLED, OVERRIDDEN, REPLACED
 from cds_service.audit.pseudonyms import safe_token
 from cds_service.audit.recording import CANCEL, REPLACE
 from cds_service.audit.service import current_audit
-from cds_service.errors import CdsError, InvalidRequest, Issue
-from cds_service.hooks.routes import _service, json_response, parse_json_body
+from cds_service.errors import CdsError, InvalidRequest, Issue, StoreUnavailable
+from cds_service.hooks.routes import find_service, json_response, parse_json_body
 from cds_service.hooks.validation import json_path
 
 bp = Blueprint("cds_feedback", __name__, url_prefix="/cds-services")
 log = logging.getLogger(__name__)
 MAX_ISSUES = 20
 UNRECOGNISED_CODE = "unrecognised-code"
-
-
-class AuditUnavailable(CdsError):
-    """The audit store cannot be reached; the client may retry the same batch later."""
-
-    status = 503
-    issue_code = "transient"
 
 
 class UnknownCards(CdsError):
@@ -163,7 +156,7 @@ def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
 @bp.post("/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
     """POST /cds-services/{id}/feedback: store a batch of feedback items."""
-    service = _service(service_id)
+    service = find_service(service_id)
     body = parse_json_body()
     _validate(body)
     try:
@@ -171,7 +164,7 @@ def receive_feedback(service_id: str) -> Response:
         stored, duplicates = current_audit().ready_store().record_feedback(rows)
     except SQLAlchemyError as exc:
         log.error("feedback not stored: audit store error", extra={"error": type(exc).__name__})
-        raise AuditUnavailable("the audit store is unavailable; resend the batch later") from exc
+        raise StoreUnavailable("the audit store is unavailable; resend the batch later") from exc
     return json_response(
         {"received": len(rows), "stored": stored, "duplicates": duplicates}, status=200
     )

@@ -32,7 +32,7 @@ def json_response(body: Any, status: int = 200) -> Response:
     )
 
 
-def _service(service_id: str) -> ServiceDefinition:
+def find_service(service_id: str) -> ServiceDefinition:
     service = SERVICES.get(service_id)
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:80]}'", expression="id")
@@ -72,7 +72,7 @@ def discovery() -> Response:
 def call_service(service_id: str) -> Response:
     """POST /cds-services/{id}: evaluate the draft orders of an order-select or order-sign call."""
     started = time.perf_counter()
-    service = _service(service_id)
+    service = find_service(service_id)
     body = parse_json_body()
     set_log_context(hook_instance=body.get("hookInstance"))
     hook = body.get("hook")

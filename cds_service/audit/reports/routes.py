@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cds_service.audit.reports.figures import GROUPINGS, Period
 from cds_service.audit.reports.run import build_report
 from cds_service.audit.service import current_audit
-from cds_service.errors import CdsError, InvalidRequest
+from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 log = logging.getLogger(__name__)
@@ -23,13 +23,6 @@ class Unauthorised(CdsError):
 
     status = 401
     issue_code = "login"
-
-
-class ReportUnavailable(CdsError):
-    """The audit store cannot be read."""
-
-    status = 503
-    issue_code = "transient"
 
 
 def _check_token() -> None:
@@ -66,7 +59,7 @@ def _report(fmt: str, mimetype: str) -> Response:
         _, text = build_report(audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt)
     except SQLAlchemyError as exc:
         log.error("report failed: audit store error", extra={"error": type(exc).__name__})
-        raise ReportUnavailable("the audit store is unavailable") from exc
+        raise StoreUnavailable("the audit store is unavailable") from exc
     return Response(text, mimetype=mimetype)
 
 
