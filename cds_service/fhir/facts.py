@@ -34,6 +34,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from cds_service.fhir import exam
@@ -509,6 +510,14 @@ class _Builder:
                     absent=True,
                 )
 
+        # A panel (a neurological examination with one MRC grade per muscle and side) keeps
+        # its results in components: each is read as an Observation of its own, so two grades
+        # of one panel stay two findings.
+        for index, component in enumerate(getattr(observation, "component", None) or ()):
+            self._read_observation(
+                _component_view(observation, component), f"{reference}#component-{index}"
+            )
+
     def _test_with_result(self, observation: Any) -> _Recognised:
         """The code's name and the value read as one phrase: "Lasègue" + "positief".
 
@@ -961,6 +970,34 @@ def _plain_number(text: str) -> float | None:
     """A number from text such as "6", "6/10", "42 %" or "4,5"."""
     match = _NUMBER.match(text)
     return float(match.group(1).replace(",", ".")) if match else None
+
+
+_COMPONENT_FIELDS = (
+    "code",
+    "valueQuantity",
+    "valueCodeableConcept",
+    "valueString",
+    "valueBoolean",
+    "valueInteger",
+    "interpretation",
+)
+
+
+def _component_view(observation: Any, component: Any) -> SimpleNamespace:
+    """An Observation-shaped view of one component: its code and value, the parent's context."""
+    view = SimpleNamespace(
+        status=observation.status,
+        effectiveDateTime=observation.effectiveDateTime,
+        effectivePeriod=observation.effectivePeriod,
+        effectiveInstant=observation.effectiveInstant,
+        issued=observation.issued,
+        bodySite=observation.bodySite,
+        note=None,
+        component=None,
+    )
+    for name in _COMPONENT_FIELDS:
+        setattr(view, name, getattr(component, name, None))
+    return view
 
 
 def _number_value(observation: Any, parse_text: Any) -> float | None:

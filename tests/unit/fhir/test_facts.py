@@ -897,3 +897,41 @@ def test_ten_thousand_observations_in_linear_time(knowledge: Knowledge) -> None:
     assert len(facts.findings) == 10_000
     # R4B validation dominates (~0.1 ms per resource); the bound leaves room for slow CI.
     assert elapsed < 20
+
+
+# -- Observation components ----------------------------------------------------------------------
+
+
+def test_component_grades_of_a_panel_are_read_one_by_one(knowledge):
+    panel = observation(
+        "neuro-panel",
+        cc(text="Neurologisch onderzoek"),
+        when=days_ago(3),
+        component=[
+            {"code": cc(text="Spierkracht voetheffers links"), "valueInteger": 3},
+            {"code": cc(text="Spierkracht voetheffers rechts"), "valueInteger": 5},
+            {"code": cc(text="Achillespeesreflex links"), "valueString": "afwezig"},
+        ],
+    )
+    facts = facts_of(knowledge, panel)
+    grades = {f.reference: f for f in facts.findings if f.concept == "muscle-strength"}
+    assert {r: f.value for r, f in grades.items()} == {
+        "Observation/neuro-panel#component-0": 3,
+        "Observation/neuro-panel#component-1": 5,
+    }
+    assert "left" in grades["Observation/neuro-panel#component-0"].qualifiers
+    assert all(f.when == TODAY - timedelta(days=3) for f in grades.values())
+    assert "reflex-loss" in concepts(facts.findings)
+    # The full grade on the right proves the examination without counting as weakness.
+    assert "muscle-weakness" in concepts(facts.absent)
+
+
+def test_component_of_an_entered_in_error_panel_is_ignored(knowledge):
+    panel = observation(
+        "neuro-panel",
+        cc(text="Neurologisch onderzoek"),
+        when=days_ago(3),
+        status="entered-in-error",
+        component=[{"code": cc(text="Spierkracht voetheffers links"), "valueInteger": 2}],
+    )
+    assert "muscle-strength" not in concepts(facts_of(knowledge, panel).findings)
