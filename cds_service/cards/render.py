@@ -21,7 +21,7 @@ import yaml
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
 
 from cds_service.errors import RuleDataError
-from cds_service.rules.model import Decision, Outcome, PatientFacts, Status
+from cds_service.rules.model import Decision, Modality, Outcome, PatientFacts, Status
 
 LANGUAGES = ("nl", "en")
 VARIANTS = ("nl-BE",)
@@ -40,6 +40,13 @@ PATIENT_PAGE_PATH = "/patient-info"
 SNOMED = "http://snomed.info/sct"
 # The referral the "replace" suggestion creates: SNOMED CT 91251008 |Physical therapy procedure|.
 THERAPY_CODE = {"system": SNOMED, "code": "91251008", "display": "Physical therapy procedure"}
+# A lumbar MRI order, coded as mappings/valuesets/lumbar-mri.csv recognises it (codes only:
+# CPT descriptors are not ours to ship).
+MRI_CODES = (
+    {"system": "http://www.ama-assn.org/go/cpt", "code": "72148"},
+    {"system": SNOMED, "code": "41333006"},
+)
+MRI_SUGGESTION_TEXTS = ("label", "delete", "create", "code_text")
 # Reasons of failed-conservative-care that explain a long episode without an indication.
 CARE_GAP_REASONS = ("no-active-care", "passive-care-only", "active-care-too-short", "improved")
 CARE_GAP_MIN_WEEKS = 12
@@ -95,6 +102,7 @@ class Catalogue:
     terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     variants: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     advice: Mapping[str, Bilingual] = field(default_factory=dict)
+    mri_suggestion: Mapping[str, Bilingual] = field(default_factory=dict)
     modalities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     checklist: Mapping[str, Bilingual] = field(default_factory=dict)
     override_reasons: tuple[Mapping[str, Any], ...] = ()
@@ -266,6 +274,11 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
         k: _bilingual(v, f"{advice_path}: modalities.{k}")
         for k, v in (advice_data.get("modalities") or {}).items()
     }
+    mri_data = advice_data.get("mri_suggestion") or {}
+    mri_suggestion = {
+        key: _compile(mri_data.get(key), f"{advice_path}: mri_suggestion.{key}")
+        for key in MRI_SUGGESTION_TEXTS
+    }
     insufficient_path = cards_dir / "insufficient-data.yaml"
     checklist = {
         k: _compile(v, f"{insufficient_path}: checklist.{k}")
@@ -280,6 +293,7 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
         terms=terms,
         variants=variants,
         advice=advice,
+        mri_suggestion=mri_suggestion,
         modalities=modalities,
         checklist=checklist,
         override_reasons=_load_override_reasons(cards_dir / "override-reasons.yaml"),
@@ -573,6 +587,66 @@ def _not_indicated_suggestions(
     return suggestions
 
 
+def mri_order(
+    draft: Mapping[str, Any] | None, patient_id: str | None, code_text: str, urgent: bool
+) -> dict[str, Any] | None:
+    """A new draft lumbar MRI order taking the draft's subject, context and reasons."""
+    draft = draft or {}
+    subject = draft.get("subject")
+    if not (isinstance(subject, Mapping) and subject.get("reference")):
+        subject = {"reference": f"Patient/{patient_id}"} if patient_id else None
+    if subject is None:
+        return None
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": draft.get("intent") if draft.get("intent") in ("order", "plan") else "order",
+        "code": {"coding": [dict(c) for c in MRI_CODES], "text": code_text},
+        "subject": dict(subject),
+    }
+    if urgent:
+        resource["priority"] = "urgent"
+    elif draft.get("priority") in ("routine", "urgent", "asap", "stat"):
+        resource["priority"] = draft["priority"]
+    for key in ("encounter", "requester"):
+        value = draft.get(key)
+        if isinstance(value, Mapping) and value.get("reference"):
+            resource[key] = dict(value)
+    reasons = _clean_codeable(draft.get("reasonCode"))
+    if reasons:
+        resource["reasonCode"] = reasons
+    return resource
+
+
+def _mri_suggestions(
+    decision: Decision,
+    catalogue: Catalogue,
+    language: str,
+    context: CardContext,
+    localise: Any,
+) -> list[dict[str, Any]]:
+    """Replace an X-ray or CT with MRI when the engine's advice suggests MRI for this case."""
+    if decision.order.modality is Modality.MRI or not any(
+        a.suggested is Modality.MRI for a in decision.advice
+    ):
+        return []
+
+    def text(name: str) -> str:
+        template = catalogue.mri_suggestion[name][language]
+        return localise(template.render(order=decision.order.code_display).strip())
+
+    order = mri_order(
+        context.draft, context.patient_id, text("code_text"), decision.outcome is Outcome.URGENT
+    )
+    if order is None:
+        return []
+    actions = [
+        {"type": "delete", "description": text("delete"), "resourceId": decision.order.reference},
+        {"type": "create", "description": text("create"), "resource": order},
+    ]
+    return [_suggestion(text("label"), actions)]
+
+
 def override_reasons(catalogue: Catalogue, language: str) -> list[dict[str, str]]:
     """The coded override reasons with display text in the card language."""
     return [
@@ -643,6 +717,11 @@ def render_card(
         )
         card["selectionBehavior"] = "at-most-one"
         card["overrideReasons"] = override_reasons(catalogue, language)
+    else:
+        alternatives = _mri_suggestions(decision, catalogue, language, context, localise)
+        if alternatives:
+            card["suggestions"] = alternatives
+            card["selectionBehavior"] = "at-most-one"
     if template.patient_topic:
         card["links"] = [
             {

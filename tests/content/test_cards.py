@@ -64,11 +64,18 @@ def test_every_card_is_well_formed(name, language, variant, age):
                 ServiceRequest.model_validate(created)  # valid FHIR R4 (R4B models)
                 assert created["subject"] == DRAFT["subject"]
                 assert created["status"] == "draft" and created["intent"] == "order"
-                assert created["code"]["coding"][0] == {
-                    "system": "http://snomed.info/sct",
-                    "code": "91251008",
-                    "display": "Physical therapy procedure",
-                }
+                if decision.outcome is render.Outcome.NOT_INDICATED:
+                    # replace with a referral for exercise therapy / physiotherapy
+                    assert created["code"]["coding"][0] == {
+                        "system": "http://snomed.info/sct",
+                        "code": "91251008",
+                        "display": "Physical therapy procedure",
+                    }
+                else:
+                    # an X-ray or CT where MRI is the modality: replace with a lumbar MRI
+                    assert {"system": "http://www.ama-assn.org/go/cpt", "code": "72148"} in (
+                        created["code"]["coding"]
+                    )
                 # reasonCode copied from the draft, without its empty Sandbox-style coding
                 assert created["reasonCode"] == [DRAFT["reasonCode"][0]]
     if "suggestions" in card:
