@@ -509,10 +509,11 @@ def _clean_codeable(concepts: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
-def therapy_referral(
-    draft: Mapping[str, Any] | None, patient_id: str | None, code_text: str, note: str
+def _order_in_place_of(
+    draft: Mapping[str, Any] | None, patient_id: str | None, code: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """A new draft ServiceRequest for exercise therapy / physiotherapy, for the same patient."""
+    """A new draft ServiceRequest with `code` for the draft's patient, encounter, requester and
+    reasons; None when the patient cannot be named."""
     draft = draft or {}
     subject = draft.get("subject")
     if not (isinstance(subject, Mapping) and subject.get("reference")):
@@ -523,9 +524,8 @@ def therapy_referral(
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
-        "code": {"coding": [dict(THERAPY_CODE)], "text": code_text},
+        "code": code,
         "subject": dict(subject),
-        "note": [{"text": note}],
     }
     for key in ("encounter", "requester"):
         value = draft.get(key)
@@ -534,6 +534,17 @@ def therapy_referral(
     reasons = _clean_codeable(draft.get("reasonCode"))
     if reasons:
         resource["reasonCode"] = reasons
+    return resource
+
+
+def therapy_referral(
+    draft: Mapping[str, Any] | None, patient_id: str | None, code_text: str, note: str
+) -> dict[str, Any] | None:
+    """A new draft ServiceRequest for exercise therapy / physiotherapy, for the same patient."""
+    code = {"coding": [dict(THERAPY_CODE)], "text": code_text}
+    resource = _order_in_place_of(draft, patient_id, code)
+    if resource is not None:
+        resource["note"] = [{"text": note}]
     return resource
 
 
@@ -592,29 +603,16 @@ def mri_order(
 ) -> dict[str, Any] | None:
     """A new draft lumbar MRI order taking the draft's subject, context and reasons."""
     draft = draft or {}
-    subject = draft.get("subject")
-    if not (isinstance(subject, Mapping) and subject.get("reference")):
-        subject = {"reference": f"Patient/{patient_id}"} if patient_id else None
-    if subject is None:
+    code = {"coding": [dict(c) for c in MRI_CODES], "text": code_text}
+    resource = _order_in_place_of(draft, patient_id, code)
+    if resource is None:
         return None
-    resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": draft.get("intent") if draft.get("intent") in ("order", "plan") else "order",
-        "code": {"coding": [dict(c) for c in MRI_CODES], "text": code_text},
-        "subject": dict(subject),
-    }
+    if draft.get("intent") == "plan":
+        resource["intent"] = "plan"
     if urgent:
         resource["priority"] = "urgent"
     elif draft.get("priority") in ("routine", "urgent", "asap", "stat"):
         resource["priority"] = draft["priority"]
-    for key in ("encounter", "requester"):
-        value = draft.get(key)
-        if isinstance(value, Mapping) and value.get("reference"):
-            resource[key] = dict(value)
-    reasons = _clean_codeable(draft.get("reasonCode"))
-    if reasons:
-        resource["reasonCode"] = reasons
     return resource
 
 
