@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +15,10 @@ import requests
 
 from tests.support.contract import check_response
 from tests.support.hook_requests import SELECT, sample_request
+from tests.support.live import entrypoint_server
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 4096
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,47 +28,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     multiproc = work / "prometheus"
     multiproc.mkdir()
     (multiproc / "counter_99999.db").write_bytes(b"stale garbage from an earlier run")
-    port = _free_port()
     env = {
-        **os.environ,
-        "CDS_HOST": "127.0.0.1",
-        "CDS_PORT": str(port),
         "CDS_WORKERS": "2",
-        "CDS_ENV": "development",
         "CDS_DATABASE_URL": f"sqlite:///{work / 'audit.db'}",
         "CDS_MAX_REQUEST_BYTES": str(LIMIT),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    env.pop("CDS_TRUSTED_ISSUERS", None)
     stderr_path = work / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
-            ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    info = {"base": base, "stderr": stderr_path}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("gunicorn did not start: " + stderr_path.read_text()[-2000:])
-            time.sleep(0.2)
-        yield info
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+    with entrypoint_server(env, stderr_path=stderr_path) as base:
+        yield {"base": base, "stderr": stderr_path}
 
 
 def _chunks(total: int, size: int = 1000) -> Iterator[bytes]:

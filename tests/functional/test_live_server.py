@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,56 +10,18 @@ import requests
 
 from tests.support.contract import check_response
 from tests.support.hook_requests import SELECT, decisions, sample_request
+from tests.support.live import entrypoint_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def live_server() -> Iterator[str]:
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service under gunicorn, started by the same entrypoint script as the Docker image."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CDS_HOST": "127.0.0.1",
-        "CDS_PORT": str(port),
-        "CDS_WORKERS": "1",
-        "CDS_ENV": "development",  # auth off: no CDS_TRUSTED_ISSUERS (test_auth.py tests it)
-        "CDS_AUTH": "off",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
-        ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or the worker is still loading the app
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "entrypoint did not start: " + process.stderr.read().decode()[-2000:]
-                )
-            time.sleep(0.2)
+    # auth off: no CDS_TRUSTED_ISSUERS (test_auth.py tests authentication)
+    stderr = tmp_path_factory.mktemp("live-server") / "stderr.log"
+    with entrypoint_server({}, stderr_path=stderr) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-        process.stderr.close()
 
 
 def _checked(response: requests.Response, path: str, method: str) -> requests.Response:

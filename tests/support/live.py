@@ -1,0 +1,73 @@
+"""The service under real gunicorn, started by docker/entrypoint.sh, for tests over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def entrypoint_server(
+    env: Mapping[str, str], *, stderr_path: Path, startup_timeout: float = 30.0
+) -> Iterator[str]:
+    """Start the entrypoint on a free loopback port with `env` on top; yield the base URL.
+
+    Authentication is off (CDS_ENV=development, no issuers) unless `env` says otherwise;
+    gunicorn's output goes to `stderr_path` so a long run cannot fill a pipe.
+    """
+    port = free_port()
+    full = {
+        **os.environ,
+        "CDS_HOST": "127.0.0.1",
+        "CDS_PORT": str(port),
+        "CDS_WORKERS": "1",
+        "CDS_ENV": "development",
+        "CDS_AUTH": "off",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **env,
+    }
+    full.pop("CDS_TRUSTED_ISSUERS", None)
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
+            ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
+            cwd=ROOT,
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a worker is still loading the app
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("entrypoint did not start: " + stderr_path.read_text()[-2000:])
+            time.sleep(0.2)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
