@@ -1,4 +1,4 @@
-"""Command line: `cds-service serve | evaluate | db upgrade | audit replay | report`."""
+"""Command line: `cds-service serve | evaluate | explain-text | textcheck | db | audit | report`."""
 
 from __future__ import annotations
 
@@ -168,6 +168,49 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _knowledge() -> Any:
+    from cds_service.config import load_settings
+    from cds_service.rules.knowledge import load_knowledge
+
+    return load_knowledge(Path(load_settings().mappings_dir))
+
+
+def _explain_text(args: argparse.Namespace) -> int:
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    reading = _knowledge().text_reader.read(text, section=args.section)
+    if not reading.findings:
+        print("no finding read")
+    for finding in reading.findings:
+        print(finding.explain())
+    if reading.truncated:
+        print(f"(read up to the limit of {reading.characters} characters)")
+    return 0
+
+
+def _textcheck(args: argparse.Namespace) -> int:
+    from cds_service.rules.textcheck import (
+        CorpusError,
+        as_json,
+        load_corpus,
+        report_lines,
+        score,
+    )
+
+    knowledge = _knowledge()
+    try:
+        entries = load_corpus(Path(args.corpus), knowledge.concepts)
+    except (OSError, CorpusError) as exc:
+        print(f"corpus: {exc}", file=sys.stderr)
+        return 2
+    result = score(knowledge.text_reader, entries)
+    if args.json:
+        print(json.dumps(as_json(result), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(report_lines(result, errors=not args.no_errors)))
+    passed = result.micro.f1 >= args.min_f1 and result.red_flags.recall >= args.min_red_flag_recall
+    return 0 if passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -182,6 +225,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the CDS Hooks response")
     evaluate.add_argument("--now", help="evaluate as of this ISO 8601 moment (default: now)")
     evaluate.set_defaults(func=_evaluate)
+    explain = commands.add_parser(
+        "explain-text", help="print how the text reader reads a sentence (or standard input)"
+    )
+    explain.add_argument("text", nargs="*", help="the text; read from standard input if absent")
+    explain.add_argument("--section", choices=("S", "O", "E", "P"), help="the SOEP line type")
+    explain.set_defaults(func=_explain_text)
+    textcheck = commands.add_parser(
+        "textcheck", help="score the text reader on the labelled sentence corpus"
+    )
+    textcheck.add_argument(
+        "--corpus",
+        default=str(PROJECT_ROOT / "tests" / "text" / "corpus"),
+        help="folder of corpus YAML files (default: tests/text/corpus)",
+    )
+    textcheck.add_argument("--json", action="store_true", help="print the score as JSON")
+    textcheck.add_argument("--no-errors", action="store_true", help="leave out the error list")
+    textcheck.add_argument("--min-f1", type=float, default=0.95, help="exit 1 below this micro F1")
+    textcheck.add_argument(
+        "--min-red-flag-recall", type=float, default=0.98, help="exit 1 below this recall"
+    )
+    textcheck.set_defaults(func=_textcheck)
     database = commands.add_parser("db", help="audit database maintenance")
     db_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")

@@ -11,10 +11,10 @@ INTERFACE CONTRACT (filled in by the mappings work; signatures are fixed):
 - `Knowledge.concepts_for_coding(system, code) -> frozenset[str]`: concept ids whose value set
   holds the coding. ICD-10 family systems (icd-10, icd-10-cm, Dutch variants) are one family;
   dots are ignored for ICD-10 and ICPC; rows whose code ends in `*` match by prefix.
-- `Knowledge.match_text(text) -> tuple[TextMatch, ...]`: keyword matches in free text, case-
-  and accent-insensitive, word-bounded, with negation ("geen koorts", "no fever") reported as
-  `negated=True` and modifiers found in the same sentence as `qualifiers`
-  ("severe", "progressive", "bilateral", "left", "right").
+- `Knowledge.read_text(text, section=None) -> Reading`: the findings of a free text, each with
+  its context (affirmed, negated, conditional, family, historical, suspected, reported), the
+  words it came from and the qualifiers of its own clause ("severe", "progressive",
+  "bilateral", "left", "right"); see textreader.py and mappings/context.yaml.
 - `Knowledge.order_modality(text) -> Modality | None`: lumbar X-ray/MRI/CT recognised from an
   order's text (a modality word and a lumbar region word), else None.
 
@@ -41,7 +41,18 @@ import yaml
 
 from cds_service.errors import RuleDataError
 from cds_service.rules.model import Modality
-from cds_service.rules.textmatch import NegationRules, OrderMatcher, TextMatcher, phrase_tokens
+from cds_service.rules.textmatch import OrderMatcher
+from cds_service.rules.textreader import (
+    CUE_FAMILIES,
+    SECTIONS,
+    ContextRules,
+    Cue,
+    Family,
+    Reading,
+    TextFinding,
+    TextReader,
+    phrase_words,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +87,6 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class TextMatch:
-    """A keyword of one concept found in a piece of text."""
-
-    concept: str
-    keyword: str
-    negated: bool
-    qualifiers: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
 class Concept:
     """One clinical concept of mappings/concepts.yaml."""
 
@@ -98,22 +99,23 @@ class Concept:
 class CodeableMatch:
     """What one CodeableConcept means: concepts from its codings and keyword matches in its text.
 
-    `coded` is strong evidence (a value-set code); `text` holds matches in `text` and in the
-    codings' `display`, negated ones included.
+    `coded` is strong evidence (a value-set code); `text` holds the findings read from `text`
+    and the codings' `display`, in every context.
     """
 
     coded: frozenset[str]
-    text: tuple[TextMatch, ...]
+    text: tuple[TextFinding, ...]
 
     @property
     def text_concepts(self) -> frozenset[str]:
-        """Concepts named positively (not negated) in the text."""
-        return frozenset(m.concept for m in self.text if not m.negated)
+        """Concepts the text affirms for the patient now."""
+        return frozenset(m.concept for m in self.text if m.affirmed)
 
     @property
     def negated_concepts(self) -> frozenset[str]:
         """Concepts named only as absent in the text ("geen koorts")."""
-        return frozenset(m.concept for m in self.text if m.negated) - self.text_concepts
+        negated = frozenset(m.concept for m in self.text if m.context == "negated")
+        return negated - self.text_concepts
 
     @property
     def concepts(self) -> frozenset[str]:
@@ -150,6 +152,7 @@ DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
 _ID = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2}$")
 _MATCH_CACHE_SIZE = 4096  # displays such as "Low back pain" repeat across resources and calls
+_NO_READING = Reading(())
 
 
 class Knowledge:
@@ -163,7 +166,7 @@ class Knowledge:
         systems: Sequence[CodeSystem],
         exact: Mapping[tuple[str, str], frozenset[str]],
         prefixes: Mapping[tuple[str, str], frozenset[str]],
-        text_matcher: TextMatcher,
+        text_reader: TextReader,
         order_matcher: OrderMatcher[Modality],
         order_concepts: Mapping[Modality, str],
         version: str,
@@ -180,13 +183,13 @@ class Knowledge:
         for family, prefix in prefixes:
             lengths.setdefault(family, set()).add(len(prefix))
         self._prefix_lengths = {family: sorted(ls) for family, ls in lengths.items()}
-        self._text = text_matcher
+        self.text_reader = text_reader
         self._orders = order_matcher
         self._order_concepts = MappingProxyType(dict(order_concepts))
         self._modality_of = {concept: modality for modality, concept in order_concepts.items()}
-        self._match_cached: Callable[[str], tuple[TextMatch, ...]] = functools.lru_cache(
+        self._read_cached: Callable[[str, str | None], Reading] = functools.lru_cache(
             maxsize=_MATCH_CACHE_SIZE
-        )(self._match_uncached)
+        )(self._read_uncached)
 
     def __repr__(self) -> str:
         return f"<Knowledge {self.version}: {len(self.concepts)} concepts>"
@@ -211,16 +214,18 @@ class Knowledge:
                 found = found | hit
         return found
 
-    def match_text(self, text: str | None) -> tuple[TextMatch, ...]:
-        """Keyword matches in free text, with negation and same-sentence qualifiers."""
+    def read_text(self, text: str | None, section: str | None = None) -> Reading:
+        """The findings of a free text with their context; `section` is its SOEP line type."""
         if not text or not isinstance(text, str):
-            return ()
-        return self._match_cached(text)
+            return _NO_READING
+        return self._read_cached(text, section)
 
-    def _match_uncached(self, text: str) -> tuple[TextMatch, ...]:
-        return tuple(
-            TextMatch(h.concept, h.keyword, h.negated, h.qualifiers) for h in self._text.match(text)
-        )
+    def match_text(self, text: str | None) -> tuple[TextFinding, ...]:
+        """The findings of a free text (every context), in order of appearance."""
+        return self.read_text(text).findings
+
+    def _read_uncached(self, text: str, section: str | None) -> Reading:
+        return self.text_reader.read(text, section=section)
 
     def order_modality(self, text: str | None) -> Modality | None:
         """Lumbar X-ray / MRI / CT recognised from an order's text, else None."""
@@ -280,18 +285,18 @@ def load_knowledge(mappings_dir: Path | None = None) -> Knowledge:
     if not root.is_dir():
         raise RuleDataError(f"{root}: mappings directory not found")
     policy = load_policy(root / "policy.yaml")
-    concepts, keywords, exclusions = _load_concepts(root / "concepts.yaml")
+    concepts, texts = _load_concepts(root / "concepts.yaml")
     systems = _load_code_systems(root / "code_systems.yaml")
     exact, prefixes = _load_valuesets(root / "valuesets", concepts, systems)
     order_matcher, order_concepts = _load_orders(root / "orders.yaml", concepts)
-    text_matcher = _load_modifiers(root / "modifiers.yaml", concepts, keywords, exclusions)
+    text_reader = _load_context(root / "context.yaml", concepts, texts, policy)
     return Knowledge(
         policy=policy,
         concepts=concepts,
         systems=list(systems.values()),
         exact=exact,
         prefixes=prefixes,
-        text_matcher=text_matcher,
+        text_reader=text_reader,
         order_matcher=order_matcher,
         order_concepts=order_concepts,
         version=f"{policy.version}+{_digest(root)}",
@@ -499,8 +504,8 @@ def _policy_value(path: Path, line: int | None, name: str, value: Any, kind: typ
 
 def _load_concepts(
     path: Path,
-) -> tuple[dict[str, Concept], dict[str, list[str]], dict[str, list[str]]]:
-    """Concepts by id, their keywords, and their exclusion phrases."""
+) -> tuple[dict[str, Concept], dict[str, dict[str, list[str]]]]:
+    """Concepts by id, and their phrases: `keywords`, `exclude` and `reported` per concept."""
     data = _read_yaml(path)
     _check_keys(path, data, {"concepts"}, {"concepts"}, "concepts.yaml")
     entries = data["concepts"]
@@ -509,13 +514,16 @@ def _load_concepts(
     concepts: dict[str, Concept] = {}
     keywords: dict[str, list[str]] = {}
     exclusions: dict[str, list[str]] = {}
+    reported: dict[str, list[str]] = {}
     for cid, entry in entries.items():
         line = entries.lines[cid]
         if not isinstance(cid, str) or not _ID.match(cid):
             raise _fail(path, line, f"concept id {cid!r} must be lower-case words joined by '-'")
         if not isinstance(entry, _Map):
             raise _fail(path, line, f"concept {cid!r} must be a mapping")
-        _check_keys(path, entry, {"kind", "label", "keywords", "exclude"}, {"kind", "label"}, cid)
+        _check_keys(
+            path, entry, {"kind", "label", "keywords", "exclude", "reported"}, {"kind", "label"}, cid
+        )
         kind, label = entry["kind"], entry["label"]
         if kind not in KINDS:
             raise _fail(path, _line(entry, "kind"), f"{cid}: unknown kind {kind!r}")
@@ -533,9 +541,14 @@ def _load_concepts(
                 raise _fail(path, _line(entry, "exclude"), f"{cid}: exclude without keywords")
             excluded = _phrases(path, entry, "exclude", cid)
             exclusions[cid] = [p for ps in excluded.values() for p in ps]
+        if "reported" in entry:
+            # lay words for a deficit: a finding only in an examination (POLICY "Objective
+            # means examined")
+            lay = _phrases(path, entry, "reported", cid)
+            reported[cid] = [p for ps in lay.values() for p in ps]
         concepts[cid] = Concept(cid, kind, label)
         keywords[cid] = [kw for kws in phrases.values() for kw in kws]
-    return concepts, keywords, exclusions
+    return concepts, {"keywords": keywords, "exclude": exclusions, "reported": reported}
 
 
 def _phrases(path: Path, node: _Map, key: str, what: str) -> dict[str, list[str]]:
@@ -562,7 +575,7 @@ def _phrase_list(path: Path, node: _Map, key: str, what: str) -> list[str]:
         if not isinstance(item, str) or not item.strip():
             raise _fail(path, where, f"{what}: {item!r} is not a phrase")
         try:
-            phrase_tokens(item)
+            phrase_words(item)
         except ValueError as exc:
             raise _fail(path, where, f"{what}: {exc}") from exc
     return list(items)
@@ -750,67 +763,233 @@ def _load_orders(
     return OrderMatcher(phrases, regions, exclude), order_concepts
 
 
-# --- modifiers.yaml ---------------------------------------------------------------------
+# --- context.yaml -------------------------------------------------------------------------
+
+_CONTEXT_KEYS = {
+    "limits",
+    "matching",
+    "abbreviations",
+    "sections",
+    "clause_breaks",
+    "list_words",
+    "list_item_max",
+    "answers",
+    "priority",
+    "contexts",
+    "examination_cues",
+    "examination_results",
+    "qualifiers",
+}
+_FAMILY_KEYS = {
+    "window",
+    "post_window",
+    "scope",
+    "applies_to",
+    "pre",
+    "post",
+    "after_colon",
+    "pseudo",
+    "terminators",
+    "pre_if_closed",
+    "closers",
+    "absence",
+    "absence_is_finding",
+    "forms",
+    "normal",
+    "blockers",
+}
+_CUE_ROLES = {
+    "pre": "pre",
+    "post": "post",
+    "after_colon": "colon",
+    "pseudo": "pseudo",
+    "terminators": "term",
+    "pre_if_closed": "closed",
+    "closers": "closer",
+    "normal": "normal",
+    "blockers": "blocker",
+}
 
 
-def _load_modifiers(
+def _load_context(
     path: Path,
     concepts: Mapping[str, Concept],
-    keywords: Mapping[str, list[str]],
-    exclusions: Mapping[str, list[str]],
-) -> TextMatcher:
+    texts: Mapping[str, Mapping[str, list[str]]],
+    policy: Policy,
+) -> TextReader:
+    """The text reader from context.yaml and the concepts' keywords, checked phrase by phrase."""
     data = _read_yaml(path)
-    _check_keys(path, data, {"negation", "qualifiers"}, {"negation", "qualifiers"}, "modifiers")
-    negation = data["negation"]
-    if not isinstance(negation, _Map):
-        raise _fail(path, data.lines["negation"], "'negation' must be a mapping")
-    lists = ("pre", "pseudo", "post", "post_after_colon", "absence", "clause_breaks", "list_words")
+    _check_keys(path, data, _CONTEXT_KEYS, _CONTEXT_KEYS - {"limits", "answers"}, "context.yaml")
+    limits = _map(path, data, "limits") if "limits" in data else _Map()
+    _check_keys(path, limits, {"max_chars"}, set(), "limits")
+    matching = _map(path, data, "matching")
     _check_keys(
         path,
-        negation,
-        {"window", "post_window", "absence_is_finding", *lists},
-        {"window", "post_window", "pre", "post", "clause_breaks"},
-        "negation",
+        matching,
+        {
+            "gap",
+            "typo_min_length",
+            "never_fuzzy",
+            "compound_prefix_min",
+            "compound_head_min",
+            "not_compound_heads",
+            "split_prefixes",
+        },
+        {"gap", "typo_min_length"},
+        "matching",
     )
-    windows = {}
-    for key in ("window", "post_window"):
-        value = negation[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
-            raise _fail(path, _line(negation, key), f"negation.{key} must be an integer 0-10")
-        windows[key] = value
-    cues = {
-        key: tuple(p for ps in _phrases(path, negation, key, "negation").values() for p in ps)
-        if key in negation
-        else ()
-        for key in lists
-    }
-    absent_ids = negation.get("absence_is_finding", [])
-    if not isinstance(absent_ids, list):
-        raise _fail(path, _line(negation, "absence_is_finding"), "expected a list of concept ids")
-    for index, cid in enumerate(absent_ids):
-        if cid not in concepts:
-            raise _fail(path, _line(absent_ids, index), f"unknown concept {cid!r}")
-    qualifiers = data["qualifiers"]
-    if not isinstance(qualifiers, _Map):
-        raise _fail(path, data.lines["qualifiers"], "'qualifiers' must be a mapping")
+
+    def number(node: _Map, key: str, low: int, high: int, default: int) -> int:
+        value = node.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _fail(path, _line(node, key), f"{key} must be an integer {low}-{high}")
+        return value
+
+    def words(node: _Map, key: str) -> tuple[str, ...]:
+        if key not in node:
+            return ()
+        value = node[key]
+        if isinstance(value, _Map):
+            return tuple(p for ps in _phrases(path, node, key, key).values() for p in ps)
+        return tuple(_phrase_list(path, node, key, key))
+
+    def single_words(node: _Map, key: str) -> frozenset[str]:
+        found = set()
+        for phrase in words(node, key):
+            tokens = phrase_words(phrase)
+            if len(tokens) != 1:
+                raise _fail(path, _line(node, key), f"{key}: {phrase!r} must be one word")
+            found.add(tokens[0])
+        return frozenset(found)
+
+    sections: dict[str, tuple[str, str | None, str | None]] = {}
+    section_map = _map(path, data, "sections")
+    for name, entry in section_map.items():
+        if name not in SECTIONS or not isinstance(entry, _Map):
+            raise _fail(path, section_map.lines[name], f"unknown section {name!r}")
+        _check_keys(
+            path, entry, {"labels", "context", "source", "scope"}, {"labels"}, f"sections.{name}"
+        )
+        one_sentence = entry.get("scope", "section") == "sentence"
+        if entry.get("scope", "section") not in ("section", "sentence"):
+            raise _fail(path, _line(entry, "scope"), f"sections.{name}: scope is section or sentence")
+        context = entry.get("context")
+        if context is not None and context not in CUE_FAMILIES:
+            raise _fail(path, _line(entry, "context"), f"sections.{name}: unknown context")
+        source = entry.get("source")
+        if source not in (None, "examined", "reported"):
+            raise _fail(path, _line(entry, "source"), f"sections.{name}: source must be examined or reported")
+        for label in _phrase_list(path, entry, "labels", f"sections.{name}.labels"):
+            sections[label] = (name, context, source, one_sentence)
+
+    priority = data["priority"]
+    if not isinstance(priority, list) or sorted(priority) != sorted(CUE_FAMILIES):
+        raise _fail(path, _line(data, "priority"), f"priority must list each of {CUE_FAMILIES}")
+    families: dict[str, Family] = {}
+    cues: dict[str, list[tuple[str, Cue]]] = {}
+    absence: tuple[str, ...] = ()
+    absence_ids: frozenset[str] = frozenset()
+    forms: dict[str, list[str]] = {}
+    contexts = _map(path, data, "contexts")
+    _check_keys(path, contexts, set(CUE_FAMILIES), set(CUE_FAMILIES), "contexts")
+    for name in CUE_FAMILIES:
+        entry = contexts[name]
+        if not isinstance(entry, _Map):
+            raise _fail(path, contexts.lines[name], f"contexts.{name} must be a mapping")
+        _check_keys(path, entry, _FAMILY_KEYS, {"pre"}, f"contexts.{name}")
+        applies = entry.get("applies_to", [])
+        for index, cid in enumerate(applies if isinstance(applies, list) else [None]):
+            if cid not in concepts:
+                raise _fail(path, _line(entry, "applies_to"), f"contexts.{name}: unknown concept {cid!r}")
+        scope = entry.get("scope", "clause")
+        if scope not in ("clause", "sentence"):
+            raise _fail(path, _line(entry, "scope"), f"contexts.{name}: scope is clause or sentence")
+        families[name] = Family(
+            name,
+            window=number(entry, "window", 0, 20, 0),
+            post_window=number(entry, "post_window", 0, 10, 3),
+            sentence_scope=scope == "sentence",
+            applies_to=frozenset(applies),
+        )
+        for key, role in _CUE_ROLES.items():
+            for phrase in words(entry, key):
+                cues.setdefault(name, []).append((phrase, Cue(name, role)))
+        if "absence" in entry:
+            absence = words(entry, "absence")
+        if "absence_is_finding" in entry:
+            ids = entry["absence_is_finding"]
+            for index, cid in enumerate(ids if isinstance(ids, list) else [None]):
+                if cid not in concepts:
+                    raise _fail(path, _line(entry, "absence_is_finding"), f"unknown concept {cid!r}")
+            absence_ids = frozenset(ids)
+        if "forms" in entry:
+            form_map = entry["forms"]
+            if not isinstance(form_map, _Map):
+                raise _fail(path, _line(entry, "forms"), "forms must map concept ids to phrases")
+            for cid in form_map:
+                if cid not in concepts:
+                    raise _fail(path, form_map.lines[cid], f"forms: unknown concept {cid!r}")
+                forms[cid] = [p for ps in _phrases(path, form_map, cid, cid).values() for p in ps]
+
+    results = _map(path, data, "examination_results")
+    _check_keys(path, results, {"items", "abnormal", "normal"}, {"items", "abnormal", "normal"}, "examination_results")
+    items = _map(path, results, "items")
+    exam_items: dict[str, str] = {}
+    for item, deficit in items.items():
+        if item not in concepts or (deficit and deficit not in concepts):
+            raise _fail(path, items.lines[item], f"examination_results.items: unknown concept in {item!r}")
+        exam_items[item] = deficit or ""
+
+    qualifiers = _map(path, data, "qualifiers")
     _check_keys(path, qualifiers, set(QUALIFIERS), set(QUALIFIERS), "qualifiers")
     qualifier_phrases = {
         name: [p for ps in _phrases(path, qualifiers, name, "qualifiers").values() for p in ps]
         for name in qualifiers
     }
-    rules = NegationRules(
-        window=windows["window"],
-        post_window=windows["post_window"],
-        pre=cues["pre"],
-        pseudo=cues["pseudo"],
-        post=cues["post"],
-        post_after_colon=cues["post_after_colon"],
-        absence=cues["absence"],
-        absence_is_finding=frozenset(absent_ids),
-        clause_breaks=cues["clause_breaks"],
-        list_words=cues["list_words"],
+    rules = ContextRules(
+        families=families,
+        cues=cues,
+        priority=tuple(priority),
+        sections=sections,
+        clause_breaks=words(data, "clause_breaks"),
+        list_words=words(data, "list_words"),
+        list_item_max=number(data, "list_item_max", 1, 10, 4),
+        answers=words(data, "answers"),
+        abbreviations=single_words(data, "abbreviations"),
+        absence=absence,
+        absence_is_finding=absence_ids,
+        forms=forms,
+        examination_cues=words(data, "examination_cues"),
+        exam_items=exam_items,
+        exam_abnormal=words(results, "abnormal"),
+        exam_normal=words(results, "normal"),
+        qualifiers=qualifier_phrases,
+        max_chars=number(limits, "max_chars", 1024, 16 * 1024 * 1024, 65536),
+        gap=number(matching, "gap", 0, 5, 2),
+        typo_min_length=number(matching, "typo_min_length", 4, 30, 7),
+        never_fuzzy=single_words(matching, "never_fuzzy"),
+        compound_prefix_min=number(matching, "compound_prefix_min", 2, 10, 3),
+        compound_head_min=number(matching, "compound_head_min", 3, 20, 5),
+        not_compound_heads=single_words(matching, "not_compound_heads"),
+        split_prefixes=words(matching, "split_prefixes"),
+        mrc_deficit_max=policy.neuro_mrc_deficit_max,
+        mrc_severe_max=policy.neuro_mrc_severe_max,
+        fever_celsius=policy.red_flags_fever_celsius,
     )
     try:
-        return TextMatcher(keywords, rules, qualifier_phrases, exclusions)
+        return TextReader(
+            texts["keywords"],
+            rules,
+            exclusions=texts["exclude"],
+            reported=texts["reported"],
+            measurements=[c for c, concept in concepts.items() if concept.kind == "measurement"],
+        )
     except ValueError as exc:
-        raise _fail(path, _line(negation, "clause_breaks"), str(exc)) from exc
+        raise _fail(path, None, str(exc)) from exc
+
+
+def _map(path: Path, node: _Map, key: str) -> _Map:
+    value = node[key]
+    if not isinstance(value, _Map):
+        raise _fail(path, _line(node, key), f"{key!r} must be a mapping")
+    return value

@@ -1,0 +1,1281 @@
+"""The clinical text reader: findings in free text with their context, in linear time.
+
+A ConText-style reader (Harkema 2009; the Dutch ContextD) for GP journal lines and notes: it
+finds concept keywords (whole words, with a few words allowed between a keyword's words, one
+typing error in long words, Dutch compounds), and gives each finding its context — affirmed,
+negated, conditional, family, historical, suspected, or reported (a deficit in the patient's
+own words) — from the cue families, SOEP sections and scope rules of mappings/context.yaml.
+
+Every step is a pass over the tokens or a binary search over the cues, so the reading time
+grows with the length of the text, however dense its keywords; texts longer than
+`max_chars` are read up to that limit and say so.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Contexts a finding read from text can have; only AFFIRMED counts as the patient's finding now.
+AFFIRMED = "affirmed"
+NEGATED = "negated"
+CONDITIONAL = "conditional"
+FAMILY = "family"
+HISTORICAL = "historical"
+SUSPECTED = "suspected"
+REPORTED = "reported"
+CONTEXTS = (AFFIRMED, NEGATED, CONDITIONAL, FAMILY, HISTORICAL, SUSPECTED, REPORTED)
+CUE_FAMILIES = (NEGATED, CONDITIONAL, FAMILY, HISTORICAL, SUSPECTED, REPORTED)
+QUALIFIERS = ("severe", "progressive", "bilateral", "left", "right")
+SECTIONS = ("S", "O", "E", "P", "VG", "FA", "DD")
+
+# Tokens, in order of preference: spinal levels (kept whole, so "L4-L5" holds no "-" sign),
+# MRC grades "4/5" "4-/5", numbers, dotted abbreviations ("i.v."), words, signs and punctuation.
+_TOKEN = re.compile(
+    r"(?P<level>(?<![^\W_])[lstc]\d{1,2}(?:\s?-\s?[lstc]?\d{1,2})?(?![^\W_]))"
+    r"|(?P<grade>(?<![\w/])[0-5][+-]?/5(?![\w/]))"
+    r"|(?P<num>\d+(?:[.,]\d+)?)"
+    r"|(?P<abbr>(?<![^\W_])(?:[^\W\d_]\.){2,}(?![^\W_]))"
+    r"|(?P<slash>(?<![^\W_/])[^\W\d_]/[^\W\d_](?![^\W_/]))"
+    r"|(?P<word>[^\W_]+)"
+    r"|(?P<join>(?<=[^\W_])-(?=[^\W\d_]))"
+    r"|(?P<sign>[+\-/?()])"
+    r"|(?P<punct>[.;:,!\n])"
+)
+SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
+_PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
+_UNIT_AFTER_NUMBER = frozenset(
+    {"mg", "ml", "kg", "g", "gram", "mcg", "ug", "x", "keer", "stappen", "m", "km", "cm", "eh"}
+)
+# A comma may stand in a keyword only as "heftige, bonkende pijn": first, before one word.
+_GAP_TOKENS_FORBIDDEN = SENTENCE_ENDS | {":"}
+
+
+def fold_keep_length(text: str) -> str:
+    """Lower-case without accents, one character per character, so offsets stay valid."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    return lowered.translate(_fold_table(frozenset(ch for ch in lowered if ord(ch) > 127)))
+
+
+_FOLD_CACHE: dict[str, str] = {}
+
+
+def _fold_table(chars: frozenset[str]) -> dict[int, str]:
+    table = {}
+    for ch in chars:
+        folded = _FOLD_CACHE.get(ch)
+        if folded is None:
+            decomposed = unicodedata.normalize("NFKD", ch)
+            base = "".join(c for c in decomposed if not unicodedata.combining(c))
+            folded = base[:1] if len(base) >= 1 else ch
+            if not folded.isalnum():
+                folded = " " if not ch.isalnum() else ch
+            _FOLD_CACHE[ch] = folded
+        table[ord(ch)] = folded
+    return table
+
+
+def phrase_words(phrase: str) -> tuple[str, ...]:
+    """The tokens of a configured phrase, read exactly as text is read; `word*` is a stem."""
+    words: list[str] = []
+    for chunk in phrase.split():
+        stem = chunk.endswith("*") and len(chunk) > 1
+        tokens = [t for t, _, _ in _tokens(fold_keep_length(chunk.rstrip("*") if stem else chunk))]
+        if stem:
+            if len(tokens) != 1 or len(tokens[0]) < 3:
+                raise ValueError(f"phrase {phrase!r}: a stem needs one word of 3 letters before '*'")
+            tokens = [tokens[0] + "*"]
+        words.extend(tokens)
+    if not words:
+        raise ValueError(f"phrase {phrase!r} has no words")
+    return tuple(words)
+
+
+def _tokens(folded: str) -> list[tuple[str, int, int]]:
+    """(token, start, end) of a folded text; joining hyphens are dropped, abbreviations joined."""
+    out: list[tuple[str, int, int]] = []
+    for m in _TOKEN.finditer(folded):
+        kind = m.lastgroup
+        if kind == "join":
+            continue
+        token = m.group()
+        if kind == "abbr":
+            token = token.replace(".", "")
+        elif kind == "level":
+            token = token.replace(" ", "")
+        elif kind == "num":
+            token = token.replace(",", ".")
+        out.append((token, m.start(), m.end()))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A cue phrase of one family and its role."""
+
+    family: str
+    role: str  # pre | post | colon | pseudo | closed | closer | term | form
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """The scope rules of one cue family (mappings/context.yaml, `contexts`)."""
+
+    name: str
+    window: int = 0  # 0: to the end of the clause (or sentence with scope sentence)
+    post_window: int = 3
+    sentence_scope: bool = False
+    applies_to: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRules:
+    """Everything the reader needs besides the concept keywords, loaded from context.yaml."""
+
+    families: Mapping[str, Family]
+    cues: Mapping[str, Sequence[tuple[str, Cue]]]  # family -> (phrase, cue)
+    priority: tuple[str, ...]
+    # label -> (section name, context, source, whether it lasts one sentence only)
+    sections: Mapping[str, tuple[str, str | None, str | None, bool]]
+    clause_breaks: tuple[str, ...]
+    list_words: tuple[str, ...]
+    list_item_max: int
+    answers: tuple[str, ...]
+    abbreviations: frozenset[str]
+    absence: tuple[str, ...]
+    absence_is_finding: frozenset[str]
+    forms: Mapping[str, Sequence[str]]  # concept -> words that are its negation
+    examination_cues: tuple[str, ...]
+    exam_items: Mapping[str, str]  # examined item concept -> its deficit concept ("" none)
+    exam_abnormal: tuple[str, ...]
+    exam_normal: tuple[str, ...]
+    qualifiers: Mapping[str, Sequence[str]]
+    max_chars: int = 65536
+    gap: int = 2
+    typo_min_length: int = 7
+    never_fuzzy: frozenset[str] = frozenset()
+    compound_prefix_min: int = 3
+    compound_head_min: int = 5
+    not_compound_heads: frozenset[str] = frozenset()
+    split_prefixes: tuple[str, ...] = ()
+    mrc_deficit_max: float = 4
+    mrc_severe_max: float = 3
+    fever_celsius: float = 38.0
+
+
+@dataclass(frozen=True, slots=True)
+class TextFinding:
+    """One concept read from text, with its context and the words it came from."""
+
+    concept: str
+    words: str
+    context: str = AFFIRMED
+    cue: str | None = None
+    qualifiers: frozenset[str] = frozenset()
+    value: float | None = None
+    section: str | None = None
+    examined: bool = False
+
+    @property
+    def affirmed(self) -> bool:
+        """True when the text states the finding for this patient, now."""
+        return self.context == AFFIRMED
+
+    def explain(self) -> str:
+        """How the finding was read, in one line: "fever: negated by 'geen' ('koorts')"."""
+        how = self.context
+        if self.cue:
+            by = {
+                NEGATED: "by",
+                CONDITIONAL: "by",
+                SUSPECTED: "by",
+                HISTORICAL: "by",
+                REPORTED: "by",
+            }.get(self.context, "")
+            how = f"{self.context} {by} '{self.cue}'" if by else f"{self.context}: '{self.cue}'"
+        extra = []
+        if self.section:
+            extra.append(f"section {self.section}")
+        if self.qualifiers:
+            extra.append(", ".join(sorted(self.qualifiers)))
+        if self.value is not None:
+            extra.append(f"value {self.value:g}")
+        if self.examined:
+            extra.append("examined")
+        tail = f" [{'; '.join(extra)}]" if extra else ""
+        return f"{self.concept}: {how} ('{self.words}'){tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The findings of one text, and whether the text was cut at the size limit."""
+
+    findings: tuple[TextFinding, ...]
+    truncated: bool = False
+    characters: int = 0
+
+
+@dataclass(slots=True)
+class _Span:
+    start: int  # first token
+    end: int  # one past the last token
+    payload: Any
+    inner: tuple[int, ...] = ()  # tokens inside the span that are not its own words
+    nested: bool = False  # inside a longer keyword of another concept
+
+
+@dataclass(slots=True)
+class _Doc:
+    """A tokenised text and its structure: sentence, clause, list group and section per token."""
+
+    text: str
+    tokens: list[str]
+    starts: list[int]
+    ends: list[int]
+    sentence: list[int] = field(default_factory=list)
+    clause: list[int] = field(default_factory=list)
+    group: list[int] = field(default_factory=list)
+    item_start: list[int] = field(default_factory=list)
+    section: list[str | None] = field(default_factory=list)
+    section_start: list[int] = field(default_factory=list)
+
+    def surface(self, start: int, end: int) -> str:
+        """The words of tokens [start, end) as written."""
+        if start >= end:
+            return ""
+        return " ".join(self.text[self.starts[start] : self.ends[end - 1]].split())
+
+
+class _PhraseIndex:
+    """Phrases by first word (and stems by prefix), matched with bounded gaps between words."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
+        self.stems: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
+        self.stem_lengths: list[int] = []
+
+    def add(self, words: tuple[str, ...], payload: Any, gaps: bool) -> None:
+        first = words[0]
+        if first.endswith("*"):
+            self.stems.setdefault(first[:-1], []).append((words, payload, gaps))
+            self.stem_lengths = sorted({len(s) for s in self.stems})
+        else:
+            self.exact.setdefault(first, []).append((words, payload, gaps))
+
+    def vocabulary(self) -> set[str]:
+        """Every plain word of every phrase."""
+        return {w for bucket in self.exact.values() for ws, _, _ in bucket for w in ws}
+
+    def find(self, forms: Sequence[str], hard: Sequence[bool], gap: int) -> list[_Span]:
+        """Every occurrence of every phrase in token order (overlaps included)."""
+        found: list[_Span] = []
+        exact, stems, lengths = self.exact, self.stems, self.stem_lengths
+        n = len(forms)
+        for i in range(n):
+            token = forms[i]
+            bucket = exact.get(token)
+            if bucket is not None:
+                self._extend(found, forms, hard, i, bucket, gap, n)
+            if lengths:
+                for length in lengths:
+                    if length > len(token):
+                        break
+                    sb = stems.get(token[:length])
+                    if sb is not None:
+                        self._extend(found, forms, hard, i, sb, gap, n)
+        return found
+
+    @staticmethod
+    def _extend(
+        found: list[_Span],
+        forms: Sequence[str],
+        hard: Sequence[bool],
+        i: int,
+        bucket: list[tuple[tuple[str, ...], Any, bool]],
+        gap: int,
+        n: int,
+    ) -> None:
+        for words, payload, gaps in bucket:
+            j = i + 1
+            inner: list[int] = []
+            ok = True
+            for word in words[1:]:
+                allowed = gap if gaps else 0
+                k = j
+                matched = False
+                while k < n and k - j <= allowed:
+                    token = forms[k]
+                    if word.endswith("*"):
+                        hit = token.startswith(word[:-1])
+                    else:
+                        hit = token == word
+                    if hit:
+                        matched = True
+                        break
+                    if hard[k] or (token == "," and (k != j or k + 2 >= n)):
+                        break
+                    k += 1
+                if not matched:
+                    ok = False
+                    break
+                if k > j:
+                    if "," in forms[j:k] and (forms[j] != "," or k - j != 2):
+                        ok = False
+                        break
+                    inner.extend(range(j, k))
+                j = k + 1
+            if ok:
+                found.append(_Span(i, j, payload, tuple(inner)))
+
+
+class TextReader:
+    """Reads concept findings and their context from free text (see the module docstring)."""
+
+    def __init__(
+        self,
+        keywords: Mapping[str, Sequence[str]],
+        rules: ContextRules,
+        *,
+        exclusions: Mapping[str, Sequence[str]] | None = None,
+        reported: Mapping[str, Sequence[str]] | None = None,
+        measurements: Iterable[str] = (),
+    ) -> None:
+        self.rules = rules
+        # "normaal", "gb" after an examined item is its result, not its negation
+        self._measurements = frozenset(measurements)
+        index = _PhraseIndex()
+
+        def add(phrase: str, payload: tuple[str, ...], gaps: bool = False) -> None:
+            index.add(phrase_words(phrase), payload, gaps)
+
+        for concept, phrases in keywords.items():
+            for p in phrases:
+                add(p, ("kw", concept, ""), gaps=True)
+        for concept, phrases in (reported or {}).items():
+            for p in phrases:
+                add(p, ("kw", concept, "reported"), gaps=True)
+        for concept, phrases in (exclusions or {}).items():
+            for p in phrases:
+                add(p, ("excl", concept), gaps=True)
+        for concept, phrases in rules.forms.items():
+            for p in phrases:
+                add(p, ("form", concept))
+        for family, entries in rules.cues.items():
+            for p, cue in entries:
+                # "geen betekenisvolle verbetering" is still "geen verbetering"
+                add(p, ("cue", family, cue.role), gaps=cue.role == "pseudo" and family == NEGATED)
+        for p in rules.absence:
+            add(p, ("absence",))
+        for label, (name, _, _, _) in rules.sections.items():
+            add(label, ("section", name))
+        for p in rules.clause_breaks:
+            add(p, ("break",))
+        for p in rules.examination_cues:
+            add(p, ("examcue",))
+        for p in rules.exam_abnormal:
+            add(p, ("result", "abnormal"))
+        for p in rules.exam_normal:
+            add(p, ("result", "normal"))
+        for name, phrases in rules.qualifiers.items():
+            for p in phrases:
+                add(p, ("qual", name))
+        self._index = index
+        self._break_words = frozenset(
+            w[0] for w in (phrase_words(p) for p in rules.clause_breaks) if len(w) == 1
+        )
+        self._list_words = frozenset(
+            w[0] for w in (phrase_words(p) for p in rules.list_words) if len(w) == 1
+        )
+        self._answers = frozenset(
+            w[0] for w in (phrase_words(p) for p in rules.answers) if len(w) == 1
+        )
+        self._negators = frozenset(
+            words[0]
+            for p, cue in rules.cues.get(NEGATED, ())
+            if cue.role == "pre" and len(words := phrase_words(p)) == 1
+        )
+        vocabulary = index.vocabulary() | set(rules.abbreviations)
+        self._vocabulary = frozenset(vocabulary)
+        # One-word keywords: the targets of typing-error and compound reading.
+        singles = {
+            words[0]
+            for phrases in (*keywords.values(), *(reported or {}).values())
+            for p in phrases
+            if len(words := phrase_words(p)) == 1 and not words[0].endswith("*")
+        }
+        multi = {
+            w
+            for phrases in (*keywords.values(), *(reported or {}).values())
+            for p in phrases
+            for w in phrase_words(p)
+            if not w.endswith("*")
+        }
+        self._fuzzy_targets: dict[str, set[str]] = {}
+        for word in multi:
+            if len(word) >= rules.typo_min_length and word.isalpha():
+                for variant in {word, *_deletions(word)}:
+                    self._fuzzy_targets.setdefault(variant, set()).add(word)
+        self._heads = frozenset(
+            w
+            for w in singles
+            if len(w) >= rules.compound_head_min
+            and w.isalpha()
+            and w not in rules.not_compound_heads
+        )
+        relatives = {
+            words[0]
+            for p, cue in rules.cues.get(FAMILY, ())
+            if cue.role == "pre" and len(words := phrase_words(p)) == 1 and len(words[0]) >= 3
+        }
+        self._heads = self._heads | relatives
+        self._head_lengths = sorted({len(h) for h in self._heads})
+        self._split = tuple(
+            sorted((phrase_words(p)[0] for p in rules.split_prefixes), key=len, reverse=True)
+        )
+        self._form_cache: dict[str, tuple[str, ...]] = {}
+        self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
+        self._sentence_sections = frozenset(
+            name for name, _, _, one in rules.sections.values() if one
+        )
+
+    # -- public ----------------------------------------------------------------------------
+
+    def read(self, text: str, *, section: str | None = None) -> Reading:
+        """Every finding in `text`, with its context; `section` is the SOEP line type, if known."""
+        if not text:
+            return Reading((), False, 0)
+        truncated = len(text) > self.rules.max_chars
+        if truncated:
+            text = text[: self.rules.max_chars]
+        doc = self._doc(text)
+        if not doc.tokens:
+            return Reading((), truncated, len(text))
+        return Reading(tuple(self._findings(doc, section)), truncated, len(text))
+
+    # -- tokens and word forms ---------------------------------------------------------------
+
+    def _doc(self, text: str) -> _Doc:
+        folded = fold_keep_length(text)
+        tokens: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        abbreviations = self.rules.abbreviations
+        split = self._split
+        for token, start, end in _tokens(folded):
+            if token == "." and tokens and tokens[-1] in abbreviations:
+                rest = folded[end : end + 3].lstrip(" ")
+                if rest and (rest[0].isalnum() and text[end:].lstrip(" ")[:1].islower()):
+                    continue  # "pt. heeft", "evt. fysio": an abbreviation's dot
+            if split and len(token) > 6 and token.isalpha():
+                for prefix in split:
+                    if token.startswith(prefix) and len(token) - len(prefix) >= 3:
+                        cut = start + len(prefix)
+                        tokens.append(prefix)
+                        starts.append(start)
+                        ends.append(cut)
+                        token, start = token[len(prefix) :], cut
+                        break
+            tokens.append(token)
+            starts.append(start)
+            ends.append(end)
+        return _Doc(text, tokens, starts, ends)
+
+    def _forms(self, token: str) -> tuple[str, ...]:
+        """The word itself, or the keyword word it is a typing error or compound of."""
+        cached = self._form_cache.get(token)
+        if cached is not None:
+            return cached
+        result: tuple[str, ...] = (token,)
+        rules = self.rules
+        if (
+            token not in self._vocabulary
+            and token.isalpha()
+            and token not in rules.never_fuzzy
+            and len(token) >= 5
+        ):
+            if len(token) >= rules.typo_min_length - 1:
+                fixed = self._typo(token)
+                if fixed:
+                    result = (fixed,)
+            if result == (token,) and len(token) >= 7:
+                head = self._head(token)
+                if head:
+                    result = (head,)
+        if len(self._form_cache) < 50_000:
+            self._form_cache[token] = result
+        return result
+
+    def _typo(self, token: str) -> str | None:
+        """The keyword word one edit away (same first letter), if exactly one is."""
+        targets = self._fuzzy_targets
+        candidates: set[str] = set()
+        for variant in (token, *_deletions(token)):
+            found = targets.get(variant)
+            if found:
+                candidates |= found
+        good = [
+            c
+            for c in candidates
+            if c[0] == token[0]
+            and len(c) >= self.rules.typo_min_length
+            and _one_edit(token, c)
+        ]
+        return good[0] if len(good) == 1 else None
+
+    def _head(self, token: str) -> str | None:
+        """The longest one-word keyword that ends the compound `token`."""
+        minimum = self.rules.compound_prefix_min
+        for length in reversed(self._head_lengths):
+            if len(token) - length < minimum:
+                continue
+            tail = token[-length:]
+            if tail in self._heads:
+                return tail
+        return None
+
+    # -- structure -----------------------------------------------------------------------------
+
+    def _structure(self, doc: _Doc, forms: list[str], breaks: set[int]) -> list[bool]:
+        """Sentence, clause, list group and item start per token; returns the hard stops."""
+        tokens = forms
+        n = len(tokens)
+        answers = self._answers
+        # "?" followed by an answer ("koorts? nee") belongs to the clause.
+        ends_sentence = [False] * n
+        for i, t in enumerate(tokens):
+            if t in SENTENCE_ENDS:
+                ends_sentence[i] = not (t == "?" and i + 1 < n and tokens[i + 1] in answers)
+        # Does a list word follow in the same sentence before a clause ends otherwise?
+        list_ahead = [False] * (n + 1)
+        seen = False
+        for i in range(n - 1, -1, -1):
+            t = tokens[i]
+            if ends_sentence[i] or t == ":" or i in breaks:
+                seen = False
+            elif t in self._list_words:
+                seen = True
+            list_ahead[i] = seen
+        sentence = [0] * n
+        clause = [0] * n
+        group = [0] * n
+        item_start = [0] * n
+        s = c = g = 0
+        item = depth = 0
+        limit = self.rules.list_item_max
+        for i, t in enumerate(tokens):
+            if t == "(":
+                depth += 1
+            elif t == ")":
+                depth = max(0, depth - 1)
+            boundary = ends_sentence[i] or t == ":" or t == "," or i in breaks
+            if boundary:
+                # a comma inside brackets, or in a list that goes on to "of"/"en", keeps the
+                # list's group: "geen koorts, afvallen of nachtpijn", "negatief (koorts, UWI)"
+                goes_on = t == "," and (depth > 0 or (list_ahead[i] and i - item <= limit))
+                c += 1
+                if not goes_on:
+                    g += 1
+                sentence[i], clause[i], group[i], item_start[i] = s, c, g, item
+                c += 1
+                if not goes_on:
+                    g += 1
+                item = i + 1
+            else:
+                sentence[i], clause[i], group[i], item_start[i] = s, c, g, item
+            if ends_sentence[i]:
+                s += 1
+                c += 1
+                g += 1
+                depth = 0
+        doc.sentence, doc.clause, doc.group, doc.item_start = sentence, clause, group, item_start
+        hard = [ends_sentence[i] or tokens[i] == ":" or i in breaks for i in range(n)]
+        return hard
+
+    # -- findings ------------------------------------------------------------------------------
+
+    def _findings(self, doc: _Doc, line_section: str | None) -> list[TextFinding]:
+        forms = [self._forms(t)[0] for t in doc.tokens]
+        n = len(forms)
+        # hard stops for the keyword gaps: sentence ends and colons (clause breaks come later)
+        hard_gap = [t in _GAP_TOKENS_FORBIDDEN for t in forms]
+        spans = self._index.find(forms, hard_gap, self.rules.gap)
+        roles: dict[str, list[_Span]] = {}
+        for span in spans:
+            roles.setdefault(span.payload[0], []).append(span)
+        breaks = {sp.start for sp in roles.get("break", ())}
+        hard = self._structure(doc, forms, breaks)
+        label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
+
+        keywords = self._keywords(roles)
+        grades = self._grades(forms)
+        if not keywords and not grades:
+            return []
+
+        covered = [False] * n
+        for j in label_tokens:
+            covered[j] = True  # "NO:" is a section label, not a negation
+        for span in keywords:
+            for j in range(span.start, span.end):
+                if j not in span.inner:
+                    covered[j] = True
+        cues = self._cues(roles, covered)
+        quals = self._qualifiers(doc, roles.get("qual", []), forms)
+        grade_clauses = {doc.clause[g] for g, _ in grades}
+        exam_clauses = {doc.clause[sp.start] for sp in roles.get("examcue", ())} | grade_clauses
+        results = roles.get("result", [])
+        absence_starts = [sp.start for sp in roles.get("absence", ())]
+
+        out: dict[tuple[Any, ...], TextFinding] = {}
+
+        def emit(finding: TextFinding) -> None:
+            key = (finding.concept, finding.context, finding.words, finding.value)
+            out.setdefault(key, finding)
+
+        rules = self.rules
+        for span in keywords:
+            _, concept, flavour = span.payload
+            context, cue = self._context(doc, span, cues, concept, absence_starts)
+            section = doc.section[span.start]
+            clause = doc.clause[span.start]
+            q = quals.get(clause, frozenset())
+            examined = False
+            words = doc.surface(span.start, span.end)
+            if concept in rules.exam_items and context == AFFIRMED:
+                # an examined item in the patient's words is no examination ("voelt minder kracht")
+                if not self._objective(doc, span, "", exam_clauses, grade_clauses, cues)[0]:
+                    continue
+            if concept in rules.families[REPORTED].applies_to:
+                examined, reported_cue = self._objective(
+                    doc, span, flavour, exam_clauses, grade_clauses, cues
+                )
+                if context == AFFIRMED and not examined:
+                    context, cue = REPORTED, reported_cue or words
+            finding = TextFinding(concept, words, context, cue, q, None, section, examined)
+            emit(finding)
+            item = self._item_of.get(concept)
+            on_exam = self._section_source(section) == "examined" or clause in exam_clauses
+            if item and examined and (context == AFFIRMED or (context == NEGATED and on_exam)):
+                # an examined deficit (or its absence) records that the item was examined
+                emit(TextFinding(item, words, AFFIRMED, None, q, None, section, True))
+            if context == REPORTED:
+                emit(TextFinding("radicular-symptoms", words, AFFIRMED, None, q, None, section))
+            if concept in rules.exam_items:
+                self._exam_result(doc, span, finding, results, emit)
+        for index, grade in grades:
+            span = _Span(index, index + 1, ("kw", "muscle-strength", ""))
+            context, cue = self._context(doc, span, cues, "muscle-strength", absence_starts)
+            q = set(quals.get(doc.clause[index], frozenset()))
+            words = doc.surface(max(0, index - 1) if forms[index - 1 : index] == ["mrc"] else index,
+                                index + 1)
+            section = doc.section[index]
+            emit(TextFinding("muscle-strength", words, context, cue, frozenset(q), grade, section,
+                             True))
+            weak = grade <= rules.mrc_deficit_max
+            if grade <= rules.mrc_severe_max:
+                q.add("severe")
+            weakness_context = context if weak else (NEGATED if context == AFFIRMED else context)
+            emit(
+                TextFinding(
+                    "muscle-weakness",
+                    words,
+                    weakness_context,
+                    cue if weak or context != AFFIRMED else f"MRC {grade:g}",
+                    frozenset(q) if weak else frozenset(q - {"severe"}),
+                    grade,
+                    section,
+                    True,
+                )
+            )
+        for finding in self._temperatures(doc, forms, keywords, cues):
+            emit(finding)
+        return list(out.values())
+
+    def _keywords(self, roles: dict[str, list[_Span]]) -> list[_Span]:
+        """Keyword spans without excluded ones, the longest per concept where they overlap."""
+        spans = roles.get("kw", [])
+        excluded = roles.get("excl", [])
+        if excluded:
+            spans = [
+                s
+                for s in spans
+                if not any(
+                    x.payload[1] == s.payload[1] and x.start < s.end and s.start < x.end
+                    for x in excluded
+                )
+            ]
+        spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
+        taken: dict[str, int] = {}
+        kept: list[_Span] = []
+        for span in spans:
+            concept = span.payload[1]
+            if taken.get(concept, -1) > span.start:
+                continue
+            taken[concept] = span.end
+            kept.append(span)
+        # a negation form ("afebriel", "gewicht stabiel") is a finding of its concept, negated
+        forms = roles.get("form", [])
+        if forms:
+            kept = [
+                s
+                for s in kept
+                if not any(
+                    f.payload[1] == s.payload[1] and f.start < s.end and s.start < f.end
+                    for f in forms
+                )
+            ]
+            kept += [_Span(f.start, f.end, ("kw", f.payload[1], "form")) for f in forms]
+        kept.sort(key=lambda s: (s.start, -(s.end - s.start)))
+        outer: _Span | None = None
+        for span in kept:
+            if outer is not None and span.end <= outer.end and outer.payload[1] != span.payload[1]:
+                span.nested = span.end - span.start < outer.end - outer.start
+            if outer is None or span.end > outer.end:
+                outer = span
+        return kept
+
+    def _cues(self, roles: dict[str, list[_Span]], covered: list[bool]) -> dict[str, Any]:
+        """Cue spans per family and role, without those inside keywords or pseudo phrases."""
+        pseudo: dict[str, list[_Span]] = {}
+        by: dict[tuple[str, str], list[_Span]] = {}
+        for span in roles.get("cue", []):
+            _, family, role = span.payload
+            if role == "pseudo":
+                pseudo.setdefault(family, []).append(span)
+            else:
+                by.setdefault((family, role), []).append(span)
+        result: dict[str, Any] = {}
+        for (family, role), spans in by.items():
+            blocked = pseudo.get(family, [])
+            kept = [
+                s
+                for s in spans
+                if not any(covered[s.start : s.end])
+                and not any(p.start <= s.start and s.end <= p.end for p in blocked)
+            ]
+            kept.sort(key=lambda s: (s.end, s.start))
+            result[(family, role)] = (kept, [s.end for s in kept], [s.start for s in kept])
+        return result
+
+    def _sections(
+        self, doc: _Doc, forms: list[str], labels: list[_Span], line_section: str | None
+    ) -> set[int]:
+        """Set the SOEP section of each token; returns the tokens of the labels themselves.
+
+        A label and colon start a section that lasts to the next label, or to the end of its
+        sentence for the sections that set a context for one statement (VG:, FA:, DD:).
+        """
+        n = len(forms)
+        starts: dict[int, tuple[int, str]] = {}
+        for span in labels:
+            end = span.end
+            if end >= n or forms[end] != ":":
+                # a heading line: "# Plan", "Beleid" alone on its line
+                if not (end >= n or forms[end] == "\n") or not (
+                    span.start == 0 or forms[span.start - 1] == "\n"
+                ):
+                    continue
+            single = span.end - span.start == 1 and len(forms[span.start]) == 1
+            if single and span.start > 0 and forms[span.start - 1] not in SENTENCE_ENDS:
+                continue
+            best = starts.get(span.start)
+            if best is None or best[0] < end:
+                starts[span.start] = (end, span.payload[1])
+        sections: list[str | None] = [line_section] * n
+        section_start = [0] * n
+        label_tokens: set[int] = set()
+        one_sentence = self._sentence_sections
+        current, since, ends_at = line_section, 0, -1
+        i = 0
+        while i < n:
+            label = starts.get(i)
+            if label is not None:
+                end, current = label
+                since = end + 1
+                ends_at = doc.sentence[min(end + 1, n - 1)] if current in one_sentence else -1
+                for j in range(i, min(end + 1, n)):
+                    sections[j] = current
+                    section_start[j] = since
+                    label_tokens.add(j)
+                i = end + 1
+                continue
+            if ends_at >= 0 and doc.sentence[i] != ends_at:
+                current, since, ends_at = line_section, 0, -1
+            sections[i] = current
+            section_start[i] = since
+            i += 1
+        doc.section = sections
+        doc.section_start = section_start
+        return label_tokens
+
+    def _qualifiers(
+        self, doc: _Doc, spans: list[_Span], forms: list[str]
+    ) -> dict[int, frozenset[str]]:
+        found: dict[int, set[str]] = {}
+        for span in spans:
+            before = forms[span.start - 1] if span.start else ""
+            if before in self._negators:
+                continue  # "niet progressief", "not severe"
+            name = span.payload[1]
+            if name in ("left", "right") and forms[span.start] in ("l", "r"):
+                # a bare letter is a side ("EHL 4/5 L", "L ankle"), not after a number ("1.1 L")
+                if before[:1].isdigit():
+                    continue
+            found.setdefault(doc.clause[span.start], set()).add(name)
+        result = {}
+        for clause, names in found.items():
+            if {"left", "right"} <= names:
+                names.add("bilateral")
+            result[clause] = frozenset(names)
+        return result
+
+    # -- context -------------------------------------------------------------------------------
+
+    def _context(
+        self,
+        doc: _Doc,
+        span: _Span,
+        cues: dict[Any, Any],
+        concept: str,
+        absence_starts: list[int],
+    ) -> tuple[str, str | None]:
+        """The context of one keyword span and the words of the cue that gave it."""
+        if span.payload[2] == "form":
+            return NEGATED, doc.surface(span.start, span.end)
+        found: dict[str, str] = {}
+        for family in self.rules.priority:
+            rules = self.rules.families.get(family)
+            if rules is None:
+                continue
+            if rules.applies_to and concept not in rules.applies_to:
+                continue
+            if family == SUSPECTED and concept in self._measurements:
+                continue  # "sens twijfelachtig verminderd": the examination was done
+            if self._blocked(doc, cues, span, rules):
+                continue
+            cue = self._family_cue(doc, span, cues, rules, concept, absence_starts)
+            if cue is not None:
+                found[family] = cue
+                break
+        if found:
+            family, cue = next(iter(found.items()))
+            return family, cue
+        section = doc.section[span.start]
+        if section is not None:
+            context = self._section_context(section)
+            family = self.rules.families.get(context or "")
+            if (
+                context
+                and family is not None
+                and not (family.applies_to and concept not in family.applies_to)
+                and not (context == SUSPECTED and concept in self._measurements)
+                and not self._terminated(cues, doc.section_start[span.start], span.start, family)
+                and not self._blocked(doc, cues, span, family)
+            ):
+                return context, f"{section}:"
+        return AFFIRMED, None
+
+    def _section_context(self, section: str) -> str | None:
+        for name, context, _, _ in self.rules.sections.values():
+            if name == section:
+                return context
+        return None
+
+    def _family_cue(
+        self,
+        doc: _Doc,
+        span: _Span,
+        cues: dict[Any, Any],
+        family: Family,
+        concept: str,
+        absence_starts: list[int],
+    ) -> str | None:
+        name = family.name
+        start, end = span.start, span.end
+        if name == SUSPECTED:
+            mark = self._question(doc, span)
+            if mark is not None:
+                return mark
+        # a cue inside the keyword's gap words: "kracht niet verminderd"
+        for role in ("pre",):
+            entry = cues.get((name, role))
+            if entry and span.inner:
+                spans, _, cue_starts = entry
+                lo = bisect.bisect_left(cue_starts, start)
+                for cue in spans[lo:]:
+                    if cue.start >= end:
+                        break
+                    if cue.start in span.inner:
+                        return doc.surface(cue.start, cue.end)
+        # pre cues: the nearest cue ending at or before the keyword, in scope
+        entry = cues.get((name, "pre"))
+        if entry:
+            spans, cue_ends, _ = entry
+            k = bisect.bisect_right(cue_ends, start) - 1
+            while k >= 0:
+                cue = spans[k]
+                if self._pre_in_scope(doc, cues, cue, start, family):
+                    return doc.surface(cue.start, cue.end)
+                if doc.sentence[cue.start] != doc.sentence[start]:
+                    break
+                k -= 1
+                if family.sentence_scope:
+                    continue
+                break
+        # cues that open a scope only when a closer follows ("bij koorts ... contact opnemen")
+        entry = cues.get((name, "closed"))
+        closers = cues.get((name, "closer"))
+        if entry and closers:
+            spans, cue_ends, _ = entry
+            k = bisect.bisect_right(cue_ends, start) - 1
+            if k >= 0:
+                cue = spans[k]
+                if doc.group[cue.start] == doc.group[start] or (
+                    doc.sentence[cue.start] == doc.sentence[start]
+                    and self._opens_sentence(doc, cue.start)
+                ):
+                    closer_spans, _, closer_starts = closers
+                    j = bisect.bisect_left(closer_starts, end)
+                    if j < len(closer_spans):
+                        closer = closer_spans[j]
+                        if doc.sentence[closer.start] == doc.sentence[start]:
+                            return doc.surface(cue.start, cue.end)
+        # post cues: the nearest cue starting after the keyword, in the same clause
+        for role in ("post", "colon", "normal"):
+            entry = cues.get((name, role))
+            if not entry:
+                continue
+            spans, _, cue_starts = entry
+            j = bisect.bisect_left(cue_starts, end)
+            while j < len(spans):
+                cue = spans[j]
+                if self._post_in_scope(doc, cue, span, family, role, concept, absence_starts):
+                    return doc.surface(cue.start, cue.end)
+                if cue.start - end > family.post_window + 1:
+                    break
+                j += 1
+        if name == HISTORICAL:
+            year = self._year_near(doc, span)
+            if year is not None:
+                return year
+        return None
+
+    def _question(self, doc: _Doc, span: _Span) -> str | None:
+        """A doubting "?" right before or after a finding: "?CES", "HNP L5-S1?", "koorts?".
+
+        A question answered ("koorts? nee") is no doubt: the answer decides.
+        """
+        tokens = doc.tokens
+        n = len(tokens)
+        for k in range(span.start - 1, max(-1, span.start - 3), -1):
+            if tokens[k] == "?":
+                before = tokens[k - 1] if k else "\n"
+                if before in _PUNCT or before in ("(", "?") or k == 0 or doc.section[k - 1] != doc.section[k]:
+                    return "?"
+                break
+            if tokens[k] in _PUNCT:
+                break
+        for k in range(span.end, min(n, span.end + 3)):
+            if tokens[k] == "?":
+                after = tokens[k + 1] if k + 1 < n else ""
+                return None if after in self._answers else "?"
+            if tokens[k] in _PUNCT:
+                break
+        return None
+
+    @staticmethod
+    def _blocked(doc: _Doc, cues: dict[Any, Any], span: _Span, family: Family) -> bool:
+        """True when a blocker of the family stands in the finding's clause ("vanochtend")."""
+        entry = cues.get((family.name, "blocker"))
+        if not entry:
+            return False
+        spans, _, cue_starts = entry
+        clause = doc.clause[span.start]
+        k = bisect.bisect_left(cue_starts, max(0, span.start - 12))
+        for cue in spans[k:]:
+            if cue.start > span.end + 12:
+                break
+            if doc.clause[cue.start] == clause:
+                return True
+        return False
+
+    @staticmethod
+    def _opens_sentence(doc: _Doc, i: int) -> bool:
+        """True when token i starts its sentence (after a section label, if any)."""
+        if i == 0 or doc.sentence[i - 1] != doc.sentence[i]:
+            return True
+        return doc.tokens[i - 1] == ":"
+
+    def _pre_in_scope(
+        self, doc: _Doc, cues: dict[Any, Any], cue: _Span, start: int, family: Family
+    ) -> bool:
+        if family.sentence_scope:
+            if doc.sentence[cue.start] != doc.sentence[start]:
+                return False
+            return not self._terminated(cues, cue.end, start, family)
+        anchor = cue.start
+        if cue.end < len(doc.tokens) and doc.tokens[cue.end] == ":" and cue.end + 1 <= start:
+            anchor = cue.end + 1  # "Vader: multipel myeloom", "Alarmsymptomen: ..."
+        if doc.group[anchor] != doc.group[start]:
+            return False
+        if self._terminated(cues, cue.end, start, family):
+            return False
+        if family.window:
+            origin = max(cue.end, doc.item_start[start])
+            if start - origin > family.window:
+                return False
+        return True
+
+    @staticmethod
+    def _terminated(cues: dict[Any, Any], begin: int, start: int, family: Family) -> bool:
+        """True when a terminator of the family stands between the cue and the keyword."""
+        entry = cues.get((family.name, "term"))
+        if not entry:
+            return False
+        _, _, cue_starts = entry
+        k = bisect.bisect_left(cue_starts, begin)
+        return k < len(cue_starts) and cue_starts[k] < start
+
+    def _post_in_scope(
+        self,
+        doc: _Doc,
+        cue: _Span,
+        span: _Span,
+        family: Family,
+        role: str,
+        concept: str,
+        absence_starts: list[int],
+    ) -> bool:
+        end = span.end
+        tokens = doc.tokens
+        if role == "colon":
+            # "Koorts: nee." negates; "Rugpijn: geen koorts" is about the fever
+            if end >= len(tokens) or tokens[end] != ":" or cue.start != end + 1:
+                return False
+            return cue.end >= len(tokens) or doc.clause[cue.end] != doc.clause[cue.start]
+        colon = end < len(tokens) and tokens[end] == ":"
+        first = end + 1 if colon else end
+        if cue.start < first or cue.start - first > family.post_window:
+            return False
+        if not colon and doc.clause[cue.start] != doc.clause[span.start]:
+            return False
+        if role == "normal" and concept in self._measurements:
+            return False
+        if tokens[cue.start] == "-":
+            after = tokens[cue.end] if cue.end < len(tokens) else ""
+            if after and after not in _PUNCT and after not in ("/", "-"):
+                return False  # "cauda equina syndrome - ambulance": a dash, not a minus
+        if span.nested:
+            return False  # "Eerste keer rugpijn? nee": the answer is about the outer phrase
+        if family.name == NEGATED and concept in self.rules.absence_is_finding:
+            if cue.start in absence_starts:
+                return False
+        if family.name == SUSPECTED and tokens[cue.start] == "?":
+            # "HNP?" doubts the word before it; "koorts? nee" is a question answered
+            nxt = cue.end
+            return not (nxt < len(tokens) and tokens[nxt] in self._answers)
+        return True
+
+    def _year_near(self, doc: _Doc, span: _Span) -> str | None:
+        """A past year in the finding's clause ("in 2019 wervelfractuur", "(2015)")."""
+        tokens = doc.tokens
+        group = doc.group[span.start]
+        lo = max(0, span.start - 10)
+        hi = min(len(tokens), span.end + 10)
+        since = False
+        for i in range(lo, hi):
+            t = tokens[i]
+            if doc.group[i] != group:
+                continue
+            if t in ("sinds", "since", "vanaf", "from"):
+                since = True  # "sinds 2019 DM2", "sinds de val in 2016 chronische rugklachten"
+            if len(t) == 4 and t.isdigit() and t[:2] in ("19", "20"):
+                before = tokens[i - 1] if i else ""
+                after = tokens[i + 1] if i + 1 < len(tokens) else ""
+                if since or after in _UNIT_AFTER_NUMBER:
+                    continue
+                return doc.surface(i - 1 if before in ("in", "uit", "van") else i, i + 1)
+        return None
+
+    def _objective(
+        self,
+        doc: _Doc,
+        span: _Span,
+        flavour: str,
+        exam_clauses: set[int],
+        grade_clauses: set[int],
+        cues: dict[Any, Any],
+    ) -> tuple[bool, str | None]:
+        """Whether a deficit word is an examination finding, else the cue that makes it reported."""
+        section = doc.section[span.start]
+        clause = doc.clause[span.start]
+        source = self._section_source(section)
+        if source == "examined":
+            return True, None
+        reported = self._family_cue(
+            doc, span, cues, self.rules.families[REPORTED], span.payload[1], []
+        )
+        if reported is not None:
+            return False, reported
+        if source == "reported" and clause not in grade_clauses:
+            return False, f"{section}:"
+        if clause in exam_clauses:
+            return True, None
+        if flavour == "reported":
+            return False, None
+        return True, None
+
+    def _section_source(self, section: str | None) -> str | None:
+        if section is None:
+            return None
+        for name, _, source, _ in self.rules.sections.values():
+            if name == section:
+                return source
+        return None
+
+    def _exam_result(
+        self,
+        doc: _Doc,
+        span: _Span,
+        finding: TextFinding,
+        results: list[_Span],
+        emit: Any,
+    ) -> None:
+        """An examined item's result in its clause: "APR re afwezig", "kr/sens/refl z.a."."""
+        deficit = self.rules.exam_items.get(finding.concept, "")
+        clause = doc.clause[span.start]
+        found = None
+        for result in results:
+            if result.start < span.end:
+                continue
+            if doc.clause[result.start] != clause or result.start - span.end > 6:
+                if result.start > span.end + 6:
+                    break
+                continue
+            found = result
+            break
+        if found is None:
+            return
+        outcome = found.payload[1]
+        words = doc.surface(span.start, found.end)
+        if finding.context != AFFIRMED:
+            return
+        if not deficit:
+            return
+        if outcome == "abnormal":
+            emit(TextFinding(deficit, words, AFFIRMED, None, finding.qualifiers, None,
+                             finding.section, True))
+        else:
+            emit(
+                TextFinding(
+                    deficit, words, NEGATED, doc.surface(found.start, found.end),
+                    finding.qualifiers, None, finding.section, True,
+                )
+            )
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def _grades(self, forms: list[str]) -> list[tuple[int, float]]:
+        """MRC grades: "4/5", "4-/5", "MRC 3", "MRC-graad 4", "kracht 4"."""
+        grades: list[tuple[int, float]] = []
+        n = len(forms)
+        for i, t in enumerate(forms):
+            if len(t) >= 3 and t[0].isdigit() and t.endswith("/5"):
+                grades.append((i, _grade_value(t[:-2])))
+            elif t in ("mrc", "kracht", "kr", "strength", "power"):
+                # "MRC 4", "MRC-graad 3", "kracht voetheffers li 4", "power 4 L EHL"
+                j = i + 1
+                while j < n and j <= i + 4 and (
+                    forms[j] in ("graad", "grade", "score", ":")
+                    or (forms[j].isalpha() and forms[j] not in _PUNCT)
+                ):
+                    j += 1
+                if j < n and forms[j].isdigit() and len(forms[j]) == 1 and forms[j] <= "5":
+                    after = forms[j + 1] if j + 1 < n else ""
+                    if after in _UNIT_AFTER_NUMBER or after in ("/", "dagen", "weken", "wk"):
+                        continue
+                    grades.append((j, float(forms[j])))
+        return grades
+
+    def _temperatures(
+        self, doc: _Doc, forms: list[str], keywords: list[_Span], cues: dict[Any, Any]
+    ) -> list[TextFinding]:
+        """A measured temperature ("temp 38,6", "T 38.2", "koorts 38,5", "afebrile (36.8)")."""
+        anchors: dict[int, _Span] = {}
+        for span in keywords:
+            if span.payload[1] in ("body-temperature", "fever"):
+                anchors[span.end - 1] = span
+        found: list[TextFinding] = []
+        for j, token in enumerate(forms):
+            if not token[:1].isdigit() or not token[-1].isdigit():
+                continue
+            try:
+                value = float(token)
+            except ValueError:
+                continue
+            if not 34.0 <= value <= 43.0:
+                continue
+            anchor = None
+            for k in range(j - 1, max(-1, j - 5), -1):
+                if doc.sentence[k] != doc.sentence[j]:
+                    break
+                if k in anchors or forms[k] in ("t", "temp", "tp"):
+                    anchor = k
+                    break
+            if anchor is None:
+                continue
+            span = anchors.get(anchor) or _Span(anchor, anchor + 1, ("kw", "body-temperature", ""))
+            number = _Span(j, j + 1, ("kw", "body-temperature", ""))
+            context, cue = self._context(doc, number, cues, "body-temperature", [])
+            words = doc.surface(span.start, j + 1)
+            section = doc.section[j]
+            found.append(
+                TextFinding("body-temperature", words, context, cue, frozenset(), value, section)
+            )
+            if value >= self.rules.fever_celsius:
+                found.append(TextFinding("fever", words, context, cue, frozenset(), value, section))
+        return found
+
+
+def _grade_value(text: str) -> float:
+    """ "4", "4-" and "4+" are all grade 4 for the rules (a 4+ is still weaker than 5)."""
+    return float(text[0])
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when a and b differ by one substitution, insertion, deletion or adjacent swap."""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    if la > lb:
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1 :]
+
+
+def read_all(reader: TextReader, texts: Iterable[str]) -> list[TextFinding]:
+    """The findings of several texts, in order."""
+    return [f for text in texts for f in reader.read(text).findings]
