@@ -779,6 +779,7 @@ _CONTEXT_KEYS = {
     "examination_cues",
     "examination_results",
     "qualifiers",
+    "severe_pain_from",
 }
 _FAMILY_KEYS = {
     "window",
@@ -797,6 +798,7 @@ _FAMILY_KEYS = {
     "forms",
     "normal",
     "blockers",
+    "not_for",
 }
 _CUE_ROLES = {
     "pre": "pre",
@@ -819,7 +821,13 @@ def _load_context(
 ) -> TextReader:
     """The text reader from context.yaml and the concepts' keywords, checked phrase by phrase."""
     data = _read_yaml(path)
-    _check_keys(path, data, _CONTEXT_KEYS, _CONTEXT_KEYS - {"limits", "answers"}, "context.yaml")
+    _check_keys(
+        path,
+        data,
+        _CONTEXT_KEYS,
+        _CONTEXT_KEYS - {"limits", "answers", "severe_pain_from"},
+        "context.yaml",
+    )
     limits = _map(path, data, "limits") if "limits" in data else _Map()
     _check_keys(path, limits, {"max_chars"}, set(), "limits")
     matching = _map(path, data, "matching")
@@ -834,6 +842,7 @@ def _load_context(
             "compound_head_min",
             "not_compound_heads",
             "split_prefixes",
+            "compound_tails",
         },
         {"gap", "typo_min_length"},
         "matching",
@@ -931,6 +940,17 @@ def _load_context(
                     raise _fail(path, form_map.lines[cid], f"forms: unknown concept {cid!r}")
                 forms[cid] = [p for ps in _phrases(path, form_map, cid, cid).values() for p in ps]
 
+    exempt: dict[str, frozenset[str]] = {}
+    for name in CUE_FAMILIES:
+        ids = contexts[name].get("not_for", [])
+        for cid in ids if isinstance(ids, list) else [None]:
+            if cid not in concepts:
+                raise _fail(path, _line(contexts[name], "not_for"), f"unknown concept {cid!r}")
+        exempt[name] = frozenset(ids)
+    severe_from = data.get("severe_pain_from", [])
+    for cid in severe_from if isinstance(severe_from, list) else [None]:
+        if cid not in concepts:
+            raise _fail(path, _line(data, "severe_pain_from"), f"unknown concept {cid!r}")
     results = _map(path, data, "examination_results")
     _check_keys(path, results, {"items", "abnormal", "normal"}, {"items", "abnormal", "normal"}, "examination_results")
     items = _map(path, results, "items")
@@ -972,6 +992,9 @@ def _load_context(
         compound_head_min=number(matching, "compound_head_min", 3, 20, 5),
         not_compound_heads=single_words(matching, "not_compound_heads"),
         split_prefixes=words(matching, "split_prefixes"),
+        compound_tails=words(matching, "compound_tails"),
+        exempt=exempt,
+        severe_pain_from=frozenset(severe_from),
         mrc_deficit_max=policy.neuro_mrc_deficit_max,
         mrc_severe_max=policy.neuro_mrc_severe_max,
         fever_celsius=policy.red_flags_fever_celsius,

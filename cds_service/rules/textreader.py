@@ -36,11 +36,11 @@ SECTIONS = ("S", "O", "E", "P", "VG", "FA", "DD")
 # Tokens, in order of preference: spinal levels (kept whole, so "L4-L5" holds no "-" sign),
 # MRC grades "4/5" "4-/5", numbers, dotted abbreviations ("i.v."), words, signs and punctuation.
 _TOKEN = re.compile(
-    r"(?P<level>(?<![^\W_])[lstc]\d{1,2}(?:\s?-\s?[lstc]?\d{1,2})?(?![^\W_]))"
-    r"|(?P<grade>(?<![\w/])[0-5][+-]?/5(?![\w/]))"
+    r"(?=[lstc]\d)(?P<level>(?<![^\W_])[lstc]\d{1,2}(?:\s?-\s?[lstc]?\d{1,2})?(?![^\W_]))"
+    r"|(?=[0-5][+-]?/)(?P<grade>(?<![\w/])[0-5][+-]?/5(?![\w/]))"
     r"|(?P<num>\d+(?:[.,]\d+)?)"
-    r"|(?P<abbr>(?<![^\W_])(?:[^\W\d_]\.){2,}(?![^\W_]))"
-    r"|(?P<slash>(?<![^\W_/])[^\W\d_]/[^\W\d_](?![^\W_/]))"
+    r"|(?=[^\W\d_]\.[^\W\d_]\.)(?P<abbr>(?<![^\W_])(?:[^\W\d_]\.){2,}(?![^\W_]))"
+    r"|(?=[^\W\d_]/[^\W\d_])(?P<slash>(?<![^\W_/])[^\W\d_]/[^\W\d_](?![^\W_/]))"
     r"|(?P<word>[^\W_]+)"
     r"|(?P<join>(?<=[^\W_])-(?=[^\W\d_]))"
     r"|(?P<sign>[+\-/?()])"
@@ -164,6 +164,11 @@ class ContextRules:
     compound_head_min: int = 5
     not_compound_heads: frozenset[str] = frozenset()
     split_prefixes: tuple[str, ...] = ()
+    compound_tails: tuple[str, ...] = ()
+    # concepts that one family never applies to ("nooit eerder rugpijn gehad" is no history)
+    exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # a severity word right before or after these concepts makes the pain severe ("forse rugpijn")
+    severe_pain_from: frozenset[str] = frozenset()
     mrc_deficit_max: float = 4
     mrc_severe_max: float = 3
     fever_celsius: float = 38.0
@@ -252,25 +257,48 @@ class _Doc:
         return " ".join(self.text[self.starts[start] : self.ends[end - 1]].split())
 
 
-class _PhraseIndex:
-    """Phrases by first word (and stems by prefix), matched with bounded gaps between words."""
+class _Bucket:
+    """The phrases that start with one word: one-word phrases, then by their second word."""
+
+    __slots__ = ("by_second", "single", "stem_second")
 
     def __init__(self) -> None:
-        self.exact: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
-        self.stems: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
+        self.single: list[Any] = []
+        self.by_second: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
+        self.stem_second: list[tuple[tuple[str, ...], Any, bool]] = []
+
+
+class _PhraseIndex:
+    """Phrases by first word (and stems by prefix), matched with bounded gaps between words.
+
+    Each bucket indexes its phrases by their second word, so a position costs a few dict
+    look-ups however many phrases start with the same word ("geen ...").
+    """
+
+    def __init__(self) -> None:
+        self.exact: dict[str, _Bucket] = {}
+        self.stems: dict[str, _Bucket] = {}
         self.stem_lengths: list[int] = []
+        self._words: set[str] = set()
 
     def add(self, words: tuple[str, ...], payload: Any, gaps: bool) -> None:
         first = words[0]
         if first.endswith("*"):
-            self.stems.setdefault(first[:-1], []).append((words, payload, gaps))
+            bucket = self.stems.setdefault(first[:-1], _Bucket())
             self.stem_lengths = sorted({len(s) for s in self.stems})
         else:
-            self.exact.setdefault(first, []).append((words, payload, gaps))
+            bucket = self.exact.setdefault(first, _Bucket())
+        self._words.update(w for w in words if not w.endswith("*"))
+        if len(words) == 1:
+            bucket.single.append(payload)
+        elif words[1].endswith("*"):
+            bucket.stem_second.append((words, payload, gaps))
+        else:
+            bucket.by_second.setdefault(words[1], []).append((words, payload, gaps))
 
     def vocabulary(self) -> set[str]:
         """Every plain word of every phrase."""
-        return {w for bucket in self.exact.values() for ws, _, _ in bucket for w in ws}
+        return set(self._words)
 
     def find(self, forms: Sequence[str], hard: Sequence[bool], gap: int) -> list[_Span]:
         """Every occurrence of every phrase in token order (overlaps included)."""
@@ -281,57 +309,85 @@ class _PhraseIndex:
             token = forms[i]
             bucket = exact.get(token)
             if bucket is not None:
-                self._extend(found, forms, hard, i, bucket, gap, n)
+                self._match(found, forms, hard, i, bucket, gap, n)
             if lengths:
                 for length in lengths:
                     if length > len(token):
                         break
                     sb = stems.get(token[:length])
                     if sb is not None:
-                        self._extend(found, forms, hard, i, sb, gap, n)
+                        self._match(found, forms, hard, i, sb, gap, n)
         return found
 
-    @staticmethod
-    def _extend(
+    @classmethod
+    def _match(
+        cls,
         found: list[_Span],
         forms: Sequence[str],
         hard: Sequence[bool],
         i: int,
-        bucket: list[tuple[tuple[str, ...], Any, bool]],
+        bucket: _Bucket,
         gap: int,
         n: int,
     ) -> None:
-        for words, payload, gaps in bucket:
-            j = i + 1
-            inner: list[int] = []
-            ok = True
-            for word in words[1:]:
-                allowed = gap if gaps else 0
+        for payload in bucket.single:
+            found.append(_Span(i, i + 1, payload))
+        by_second = bucket.by_second
+        if not by_second and not bucket.stem_second:
+            return
+        j = i + 1
+        for k in range(j, min(n, j + gap + 1)):
+            if k > j and (hard[k - 1] or (forms[k - 1] == "," and k - 1 != j)):
+                break
+            candidates = by_second.get(forms[k])
+            if candidates:
+                for words, payload, gaps in candidates:
+                    if k != j and not gaps:
+                        continue
+                    cls._rest(found, forms, hard, i, j, k, words, payload, gap if gaps else 0, n)
+        for words, payload, gaps in bucket.stem_second:
+            cls._rest(found, forms, hard, i, j, None, words, payload, gap if gaps else 0, n)
+
+    @staticmethod
+    def _rest(
+        found: list[_Span],
+        forms: Sequence[str],
+        hard: Sequence[bool],
+        i: int,
+        j: int,
+        second: int | None,
+        words: tuple[str, ...],
+        payload: Any,
+        allowed: int,
+        n: int,
+    ) -> None:
+        """Match words[1:] from token j (the second word already found at `second`)."""
+        inner: list[int] = []
+        for index, word in enumerate(words[1:]):
+            if index == 0 and second is not None:
+                k = second
+            else:
                 k = j
                 matched = False
                 while k < n and k - j <= allowed:
                     token = forms[k]
-                    if word.endswith("*"):
-                        hit = token.startswith(word[:-1])
-                    else:
-                        hit = token == word
-                    if hit:
+                    if token.startswith(word[:-1]) if word.endswith("*") else token == word:
                         matched = True
                         break
-                    if hard[k] or (token == "," and (k != j or k + 2 >= n)):
+                    if hard[k] or (token == "," and k != j):
                         break
                     k += 1
                 if not matched:
-                    ok = False
-                    break
-                if k > j:
-                    if "," in forms[j:k] and (forms[j] != "," or k - j != 2):
-                        ok = False
-                        break
-                    inner.extend(range(j, k))
-                j = k + 1
-            if ok:
-                found.append(_Span(i, j, payload, tuple(inner)))
+                    return
+            if k > j:
+                gap_tokens = forms[j:k]
+                if any(hard[x] for x in range(j, k)):
+                    return
+                if "," in gap_tokens and (gap_tokens[0] != "," or len(gap_tokens) != 2):
+                    return  # a comma only as in "heftige, bonkende pijn"
+                inner.extend(range(j, k))
+            j = k + 1
+        found.append(_Span(i, j, payload, tuple(inner)))
 
 
 class TextReader:
@@ -435,10 +491,14 @@ class TextReader:
         }
         self._heads = self._heads | relatives
         self._head_lengths = sorted({len(h) for h in self._heads})
+        self._tails = tuple(
+            sorted((phrase_words(p)[0] for p in rules.compound_tails), key=len, reverse=True)
+        )
         self._split = tuple(
             sorted((phrase_words(p)[0] for p in rules.split_prefixes), key=len, reverse=True)
         )
         self._form_cache: dict[str, tuple[str, ...]] = {}
+        self._split_heads = frozenset(p[:3] for p in self._split)
         self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
         self._sentence_sections = frozenset(
             name for name, _, _, one in rules.sections.values() if one
@@ -465,25 +525,40 @@ class TextReader:
         tokens: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
+        add_token, add_start, add_end = tokens.append, starts.append, ends.append
         abbreviations = self.rules.abbreviations
         split = self._split
-        for token, start, end in _tokens(folded):
-            if token == "." and tokens and tokens[-1] in abbreviations:
-                rest = folded[end : end + 3].lstrip(" ")
-                if rest and (rest[0].isalnum() and text[end:].lstrip(" ")[:1].islower()):
-                    continue  # "pt. heeft", "evt. fysio": an abbreviation's dot
-            if split and len(token) > 6 and token.isalpha():
-                for prefix in split:
-                    if token.startswith(prefix) and len(token) - len(prefix) >= 3:
-                        cut = start + len(prefix)
-                        tokens.append(prefix)
-                        starts.append(start)
-                        ends.append(cut)
-                        token, start = token[len(prefix) :], cut
-                        break
-            tokens.append(token)
-            starts.append(start)
-            ends.append(end)
+        split_heads = self._split_heads
+        for m in _TOKEN.finditer(folded):
+            kind = m.lastgroup
+            token = m.group()
+            start, end = m.span()
+            if kind == "word":
+                if split and len(token) > 6 and token[:3] in split_heads:
+                    for prefix in split:
+                        if token.startswith(prefix) and len(token) - len(prefix) >= 3:
+                            cut = start + len(prefix)
+                            add_token(prefix)
+                            add_start(start)
+                            add_end(cut)
+                            token, start = token[len(prefix) :], cut
+                            break
+            elif kind == "punct":
+                if token == "." and tokens and tokens[-1] in abbreviations:
+                    rest = text[end : end + 3].lstrip(" ")
+                    if rest and rest[0].isalnum() and rest[0].islower():
+                        continue  # "pt. heeft", "evt. fysio": an abbreviation's dot
+            elif kind == "join":
+                continue
+            elif kind == "abbr":
+                token = token.replace(".", "")
+            elif kind == "level":
+                token = token.replace(" ", "")
+            elif kind == "num":
+                token = token.replace(",", ".")
+            add_token(token)
+            add_start(start)
+            add_end(end)
         return _Doc(text, tokens, starts, ends)
 
     def _forms(self, token: str) -> tuple[str, ...]:
@@ -504,7 +579,7 @@ class TextReader:
                 if fixed:
                     result = (fixed,)
             if result == (token,) and len(token) >= 7:
-                head = self._head(token)
+                head = self._head(token) or self._lead(token)
                 if head:
                     result = (head,)
         if len(self._form_cache) < 50_000:
@@ -526,7 +601,21 @@ class TextReader:
             and len(c) >= self.rules.typo_min_length
             and _one_edit(token, c)
         ]
-        return good[0] if len(good) == 1 else None
+        if not good:
+            return None
+        # "methotrexat": methotrexaat and methotrexate are one concept's spellings alike
+        return min(good, key=lambda c: (abs(len(c) - len(token)), c))
+
+    def _lead(self, token: str) -> str | None:
+        """The one-word keyword that starts `token` before a known tail ("koortspiek")."""
+        for tail in self._tails:
+            if token.endswith(tail):
+                lead = token[: -len(tail)]
+                if lead.endswith("s") and lead[:-1] in self._heads:
+                    lead = lead[:-1]  # the Dutch linking s: "prednisongebruik", "rugpijnsklachten"
+                if lead in self._heads:
+                    return lead
+        return None
 
     def _head(self, token: str) -> str | None:
         """The longest one-word keyword that ends the compound `token`."""
@@ -600,22 +689,25 @@ class TextReader:
     # -- findings ------------------------------------------------------------------------------
 
     def _findings(self, doc: _Doc, line_section: str | None) -> list[TextFinding]:
-        forms = [self._forms(t)[0] for t in doc.tokens]
+        cache = self._form_cache
+        forms = [cache[t][0] if t in cache else self._forms(t)[0] for t in doc.tokens]
         n = len(forms)
         # hard stops for the keyword gaps: sentence ends and colons (clause breaks come later)
-        hard_gap = [t in _GAP_TOKENS_FORBIDDEN for t in forms]
+        forbidden = _GAP_TOKENS_FORBIDDEN
+        hard_gap = [t in forbidden for t in forms]
         spans = self._index.find(forms, hard_gap, self.rules.gap)
         roles: dict[str, list[_Span]] = {}
         for span in spans:
             roles.setdefault(span.payload[0], []).append(span)
-        breaks = {sp.start for sp in roles.get("break", ())}
-        hard = self._structure(doc, forms, breaks)
-        label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
-
+        if "kw" not in roles and "form" not in roles and not self._grade_possible(forms):
+            return []
         keywords = self._keywords(roles)
         grades = self._grades(forms)
         if not keywords and not grades:
             return []
+        breaks = {sp.start for sp in roles.get("break", ())}
+        self._structure(doc, forms, breaks)
+        label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
 
         covered = [False] * n
         for j in label_tokens:
@@ -625,10 +717,19 @@ class TextReader:
                 if j not in span.inner:
                     covered[j] = True
         cues = self._cues(roles, covered)
+        if "?" in forms:
+            cues["families"].add(SUSPECTED)
+        if any(len(t) == 4 and t[:2] in ("19", "20") and t.isdigit() for t in forms):
+            cues["families"].add(HISTORICAL)  # a past year dates its clause
         quals = self._qualifiers(doc, roles.get("qual", []), forms)
+        severe_marks = (
+            {sp.end for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
+            {sp.start for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
+        )
         grade_clauses = {doc.clause[g] for g, _ in grades}
         exam_clauses = {doc.clause[sp.start] for sp in roles.get("examcue", ())} | grade_clauses
-        results = roles.get("result", [])
+        result_spans = sorted(roles.get("result", []), key=lambda r: r.start)
+        results = (result_spans, [r.start for r in result_spans])
         absence_starts = [sp.start for sp in roles.get("absence", ())]
 
         out: dict[tuple[Any, ...], TextFinding] = {}
@@ -665,8 +766,12 @@ class TextReader:
                 emit(TextFinding(item, words, AFFIRMED, None, q, None, section, True))
             if context == REPORTED:
                 emit(TextFinding("radicular-symptoms", words, AFFIRMED, None, q, None, section))
-            if concept in rules.exam_items:
-                self._exam_result(doc, span, finding, results, emit)
+            if concept in rules.severe_pain_from and self._severity_beside(span, severe_marks):
+                emit(TextFinding("severe-pain", words, context, cue, q, None, section))
+            if concept in rules.exam_items and not (
+                concept == "muscle-strength" and clause in grade_clauses
+            ):
+                self._exam_result(doc, span, finding, results, cues, emit)
         for index, grade in grades:
             span = _Span(index, index + 1, ("kw", "muscle-strength", ""))
             context, cue = self._context(doc, span, cues, "muscle-strength", absence_starts)
@@ -701,13 +806,14 @@ class TextReader:
         spans = roles.get("kw", [])
         excluded = roles.get("excl", [])
         if excluded:
+            # tokens under an exclusion phrase, per concept ("angina pectoris")
+            under: set[tuple[str, int]] = {
+                (x.payload[1], j) for x in excluded for j in range(x.start, x.end)
+            }
             spans = [
                 s
                 for s in spans
-                if not any(
-                    x.payload[1] == s.payload[1] and x.start < s.end and s.start < x.end
-                    for x in excluded
-                )
+                if not any((s.payload[1], j) in under for j in range(s.start, s.end))
             ]
         spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
         taken: dict[str, int] = {}
@@ -739,8 +845,12 @@ class TextReader:
                 outer = span
         return kept
 
-    def _cues(self, roles: dict[str, list[_Span]], covered: list[bool]) -> dict[str, Any]:
-        """Cue spans per family and role, without those inside keywords or pseudo phrases."""
+    def _cues(self, roles: dict[str, list[_Span]], covered: list[bool]) -> dict[Any, Any]:
+        """Cue spans per family and role, without those inside keywords or pseudo phrases.
+
+        Each entry holds the spans sorted by end (for cues before a finding) and by start (for
+        cues after it), with their ends and starts for binary search.
+        """
         pseudo: dict[str, list[_Span]] = {}
         by: dict[tuple[str, str], list[_Span]] = {}
         for span in roles.get("cue", []):
@@ -749,17 +859,30 @@ class TextReader:
                 pseudo.setdefault(family, []).append(span)
             else:
                 by.setdefault((family, role), []).append(span)
-        result: dict[str, Any] = {}
+        # the pseudo phrase covering a token, per family (pseudo phrases are a few words long)
+        hidden: dict[str, dict[int, int]] = {}
+        for family, spans in pseudo.items():
+            reach = hidden.setdefault(family, {})
+            for p in spans:
+                for j in range(p.start, p.end):
+                    reach[j] = max(reach.get(j, -1), p.end)
+        result: dict[Any, Any] = {}
         for (family, role), spans in by.items():
-            blocked = pseudo.get(family, [])
+            reach = hidden.get(family, {})
             kept = [
                 s
                 for s in spans
-                if not any(covered[s.start : s.end])
-                and not any(p.start <= s.start and s.end <= p.end for p in blocked)
+                if not any(covered[s.start : s.end]) and reach.get(s.start, -1) < s.end
             ]
-            kept.sort(key=lambda s: (s.end, s.start))
-            result[(family, role)] = (kept, [s.end for s in kept], [s.start for s in kept])
+            by_end = sorted(kept, key=lambda s: (s.end, s.start))
+            by_start = sorted(kept, key=lambda s: (s.start, s.end))
+            result[(family, role)] = (
+                by_end,
+                [s.end for s in by_end],
+                by_start,
+                [s.start for s in by_start],
+            )
+        result["families"] = {family for (family, _), entry in result.items() if entry[0]}
         return result
 
     def _sections(
@@ -848,11 +971,16 @@ class TextReader:
         if span.payload[2] == "form":
             return NEGATED, doc.surface(span.start, span.end)
         found: dict[str, str] = {}
+        present = cues["families"]
         for family in self.rules.priority:
+            if family not in present:
+                continue  # no cue of this family in the text
             rules = self.rules.families.get(family)
             if rules is None:
                 continue
             if rules.applies_to and concept not in rules.applies_to:
+                continue
+            if concept in self.rules.exempt.get(family, ()):
                 continue
             if family == SUSPECTED and concept in self._measurements:
                 continue  # "sens twijfelachtig verminderd": the examination was done
@@ -905,7 +1033,7 @@ class TextReader:
         for role in ("pre",):
             entry = cues.get((name, role))
             if entry and span.inner:
-                spans, _, cue_starts = entry
+                _, _, spans, cue_starts = entry
                 lo = bisect.bisect_left(cue_starts, start)
                 for cue in spans[lo:]:
                     if cue.start >= end:
@@ -915,7 +1043,7 @@ class TextReader:
         # pre cues: the nearest cue ending at or before the keyword, in scope
         entry = cues.get((name, "pre"))
         if entry:
-            spans, cue_ends, _ = entry
+            spans, cue_ends, _, _ = entry
             k = bisect.bisect_right(cue_ends, start) - 1
             while k >= 0:
                 cue = spans[k]
@@ -931,7 +1059,7 @@ class TextReader:
         entry = cues.get((name, "closed"))
         closers = cues.get((name, "closer"))
         if entry and closers:
-            spans, cue_ends, _ = entry
+            spans, cue_ends, _, _ = entry
             k = bisect.bisect_right(cue_ends, start) - 1
             if k >= 0:
                 cue = spans[k]
@@ -939,7 +1067,7 @@ class TextReader:
                     doc.sentence[cue.start] == doc.sentence[start]
                     and self._opens_sentence(doc, cue.start)
                 ):
-                    closer_spans, _, closer_starts = closers
+                    _, _, closer_spans, closer_starts = closers
                     j = bisect.bisect_left(closer_starts, end)
                     if j < len(closer_spans):
                         closer = closer_spans[j]
@@ -950,7 +1078,7 @@ class TextReader:
             entry = cues.get((name, role))
             if not entry:
                 continue
-            spans, _, cue_starts = entry
+            _, _, spans, cue_starts = entry
             j = bisect.bisect_left(cue_starts, end)
             while j < len(spans):
                 cue = spans[j]
@@ -994,7 +1122,7 @@ class TextReader:
         entry = cues.get((family.name, "blocker"))
         if not entry:
             return False
-        spans, _, cue_starts = entry
+        _, _, spans, cue_starts = entry
         clause = doc.clause[span.start]
         k = bisect.bisect_left(cue_starts, max(0, span.start - 12))
         for cue in spans[k:]:
@@ -1037,7 +1165,7 @@ class TextReader:
         entry = cues.get((family.name, "term"))
         if not entry:
             return False
-        _, _, cue_starts = entry
+        _, _, _, cue_starts = entry
         k = bisect.bisect_left(cue_starts, begin)
         return k < len(cue_starts) and cue_starts[k] < start
 
@@ -1143,31 +1271,43 @@ class TextReader:
         doc: _Doc,
         span: _Span,
         finding: TextFinding,
-        results: list[_Span],
+        results: tuple[list[_Span], list[int]],
+        cues: dict[Any, Any],
         emit: Any,
     ) -> None:
         """An examined item's result in its clause: "APR re afwezig", "kr/sens/refl z.a."."""
         deficit = self.rules.exam_items.get(finding.concept, "")
+        if not deficit or finding.context != AFFIRMED:
+            return
+        spans, starts = results
         clause = doc.clause[span.start]
+        tokens = doc.tokens
         found = None
-        for result in results:
-            if result.start < span.end:
-                continue
-            if doc.clause[result.start] != clause or result.start - span.end > 6:
-                if result.start > span.end + 6:
-                    break
-                continue
+        for k in range(bisect.bisect_left(starts, span.end), len(spans)):
+            result = spans[k]
+            if result.start > span.end + 6 or doc.clause[result.start] != clause:
+                break
+            if tokens[result.start] == "-":
+                after = tokens[result.end] if result.end < len(tokens) else ""
+                if after and after not in _PUNCT and after not in ("/", "-"):
+                    continue  # a dash inside the clause, not a minus sign
             found = result
             break
         if found is None:
             return
-        outcome = found.payload[1]
         words = doc.surface(span.start, found.end)
-        if finding.context != AFFIRMED:
-            return
-        if not deficit:
-            return
-        if outcome == "abnormal":
+        # a cue between the item and its result: "sens L5 twijfelachtig verminderd"
+        for family in (NEGATED, SUSPECTED):
+            entry = cues.get((family, "post")) or cues.get((family, "pre"))
+            if entry:
+                _, _, _, cue_starts = entry
+                k = bisect.bisect_left(cue_starts, span.end)
+                if k < len(cue_starts) and cue_starts[k] < found.start:
+                    cue = doc.surface(cue_starts[k], cue_starts[k] + 1)
+                    emit(TextFinding(deficit, words, family, cue, finding.qualifiers, None,
+                                     finding.section, True))
+                    return
+        if found.payload[1] == "abnormal":
             emit(TextFinding(deficit, words, AFFIRMED, None, finding.qualifiers, None,
                              finding.section, True))
         else:
@@ -1179,6 +1319,19 @@ class TextReader:
             )
 
     # -- values ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _severity_beside(span: _Span, marks: tuple[set[int], set[int]]) -> bool:
+        """A severity word right before or after the span ("forse rugpijn", "LBP, severe")."""
+        ends, starts = marks
+        return bool(
+            {span.start, span.start - 1} & ends or {span.end, span.end + 1} & starts
+        )
+
+    @staticmethod
+    def _grade_possible(forms: list[str]) -> bool:
+        """A cheap test: could the text hold an MRC grade at all?"""
+        return any(t.endswith("/5") or t == "mrc" for t in forms)
 
     def _grades(self, forms: list[str]) -> list[tuple[int, float]]:
         """MRC grades: "4/5", "4-/5", "MRC 3", "MRC-graad 4", "kracht 4"."""
