@@ -57,10 +57,12 @@ from cds_service.rules.model import (
     PriorImaging,
     Score,
     Strength,
+    TextEvidence,
 )
 
 if TYPE_CHECKING:
-    from cds_service.rules.knowledge import Knowledge, TextMatch
+    from cds_service.rules.knowledge import Knowledge
+    from cds_service.rules.textreader import Reading
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,17 @@ _REQUEST_REFERRAL = frozenset({"active", "on-hold", "completed"})
 _REPORT_DONE = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
 _STUDY_IGNORED = frozenset({"cancelled", "entered-in-error"})
 _NEGATIVE_INTERPRETATION = frozenset({"N", "NEG"})
+# Dutch GP journal lines (HIS "journaalregels"): the code says which SOEP line the text is.
+_JOURNAL_LINE_SYSTEM = "http://fhir.nl/fhir/NamingSystem/journaalregeltypen"
+_SOEP = {"S": "S", "O": "O", "E": "E", "P": "P"}
+# Observation categories whose text is an examination.
+_EXAM_CATEGORIES = frozenset({"exam", "physical-exam"})
+# Text findings that record an examination was done; each is kept as a finding of its own.
+_EXAM_ITEMS = frozenset({"muscle-strength", "reflex-test", "sensation-test", "neuro-exam"})
+# History still counts for these (POLICY "Historical"): kept as findings of the past.
+_HISTORY_COUNTS = frozenset({"malignancy", "spinal-procedure"})
+# The trail keeps at most this many text readings per hook call (a long record repeats itself).
+_MAX_TEXT_EVIDENCE = 200
 
 
 def extract_facts(
@@ -179,14 +192,21 @@ class _Hit:
 
     strength: Strength
     qualifiers: set[str] = field(default_factory=set)
+    values: list[float] = field(default_factory=list)  # MRC grades, temperatures read from text
 
 
 @dataclass(slots=True)
 class _Recognised:
-    """Concepts found in one resource: positive hits, and concepts only stated as absent."""
+    """Concepts found in one resource: positive hits, and concepts only stated as absent.
+
+    From text also what a clinician suspects ("verdenking ...") and what lies in the past
+    ("VG: mammacarcinoom"); family members', conditional and reported mentions count as neither.
+    """
 
     hits: dict[str, _Hit]
     negated: dict[str, set[str]]
+    suspected: dict[str, set[str]] = field(default_factory=dict)
+    history: dict[str, set[str]] = field(default_factory=dict)
 
 
 class _Builder:
@@ -201,7 +221,7 @@ class _Builder:
         # Per-call caches: a hook call repeats the same codes and texts many times over
         # (10,000 temperature Observations share one code), so each is looked up once.
         self._coding_cache: dict[tuple[str, str], frozenset[str]] = {}
-        self._text_cache: dict[str, tuple[TextMatch, ...]] = {}
+        self._text_cache: dict[tuple[str, str | None], Reading] = {}
         self._modality_cache: dict[str, Modality | None] = {}
         self._kind_cache: dict[str, str | None] = {}
         self.age: int | None = None
@@ -217,6 +237,9 @@ class _Builder:
         self.scores: list[Score] = []
         self.prior_imaging: list[PriorImaging] = []
         self.notes: dict[str, None] = {}
+        self.suspected: dict[tuple[str, str], Finding] = {}
+        self.text_evidence: dict[TextEvidence, None] = {}
+        self.reading: str = ""  # the reference of the resource being read, for the trail
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -248,6 +271,7 @@ class _Builder:
         if getattr(model, "status", None) == "entered-in-error":
             return
         try:
+            self.reading = reference
             getattr(self, _READERS[kind])(model, reference)
         except Exception:
             # A reader bug or an unforeseen shape must not fail the hook: note it, log the
@@ -272,10 +296,22 @@ class _Builder:
             self._modality_cache[text] = self.knowledge.order_modality(text)
         return self._modality_cache[text]
 
-    def recognise(self, concepts: Iterable[Any], texts: Iterable[str | None] = ()) -> _Recognised:
-        """Concepts of CodeableConcepts (codes first) and texts; code beats text, text beats no."""
+    def recognise(
+        self,
+        concepts: Iterable[Any],
+        texts: Iterable[str | None] = (),
+        *,
+        section: str | None = None,
+    ) -> _Recognised:
+        """Concepts of CodeableConcepts (codes first) and texts; code beats text, text beats no.
+
+        Codes come first: the text of a CodeableConcept whose code is recognised may add
+        findings and qualifiers, but never another back-pain episode ("L02 rugklachten
+        thoracaal" is no low back pain). `section` is the SOEP line type of the texts.
+        """
         hits: dict[str, _Hit] = {}
-        all_texts: list[str] = []
+        code_texts: list[str] = []
+        coded = False
         for concept in concepts:
             if concept is None:
                 continue
@@ -287,28 +323,104 @@ class _Builder:
                         found = self.knowledge.concepts_for_coding(*key)
                         self._coding_cache[key] = found
                     for concept_id in found:
+                        coded = True
                         hits.setdefault(concept_id, _Hit(Strength.CODE))
-            all_texts.extend(_texts_of(concept))
-        all_texts.extend(t for t in texts if t)
-        negated: dict[str, set[str]] = {}
-        for text in all_texts:
-            matches = self._text_cache.get(text)
-            if matches is None:
-                matches = tuple(self.knowledge.match_text(text))
-                self._text_cache[text] = matches
-            for match in matches:
-                if match.negated:
-                    negated.setdefault(match.concept, set()).update(match.qualifiers)
-                    continue
-                hit = hits.get(match.concept)
-                if hit is None:
-                    hit = hits[match.concept] = _Hit(Strength.TEXT)
-                hit.qualifiers.update(match.qualifiers)
+            code_texts.extend(_texts_of(concept))
+        recognised = _Recognised(hits, {})
+        for text in code_texts:
+            self._read_text(recognised, text, None, codes_first=coded)
+        for text in texts:
+            if text:
+                self._read_text(recognised, text, section, codes_first=False)
         # A concept both coded (or positively worded) and negated in one resource is taken as
         # present: the negation usually belongs to another sentence ("no longer ...").
         for concept_id in hits:
-            negated.pop(concept_id, None)
-        return _Recognised(hits, negated)
+            recognised.negated.pop(concept_id, None)
+            recognised.suspected.pop(concept_id, None)
+        return recognised
+
+    def _read_text(
+        self, recognised: _Recognised, text: str, section: str | None, *, codes_first: bool
+    ) -> None:
+        """Add one text's findings to `recognised`, by their context, and to the trail."""
+        key = (text, section)
+        reading = self._text_cache.get(key)
+        if reading is None:
+            reading = self.knowledge.read_text(text, section)
+            self._text_cache[key] = reading
+            if reading.truncated:
+                self.note(f"{self.reading}: text read up to {reading.characters} characters")
+        hits = recognised.hits
+        for found in reading.findings:
+            concept = found.concept
+            if codes_first and concept in EPISODE_CONCEPTS and concept not in hits:
+                continue  # the code says what the resource is
+            if len(self.text_evidence) < _MAX_TEXT_EVIDENCE:
+                evidence = TextEvidence(self.reading, concept, found.context, found.words, found.cue)
+                self.text_evidence.setdefault(evidence, None)
+            context = found.context
+            if context == "affirmed":
+                hit = hits.get(concept)
+                if hit is None:
+                    hit = hits[concept] = _Hit(Strength.TEXT)
+                hit.qualifiers.update(found.qualifiers)
+                if found.value is not None:
+                    hit.values.append(found.value)
+            elif context == "negated":
+                recognised.negated.setdefault(concept, set()).update(found.qualifiers)
+            elif context == "suspected":
+                recognised.suspected.setdefault(concept, set()).update(found.qualifiers)
+            elif context == "historical":
+                recognised.history.setdefault(concept, set()).update(found.qualifiers)
+            # conditional (plans, safety-netting), family and the patient's own words for a
+            # deficit are no finding of this patient now: they stay in the trail only
+
+    def keep_text_context(self, recognised: _Recognised, reference: str, when: date | None) -> None:
+        """Suspicions and the history that still counts, from one resource's texts."""
+        for concept, qualifiers in recognised.suspected.items():
+            self.suspected.setdefault(
+                (concept, reference),
+                Finding(concept, reference, when, Strength.TEXT, qualifiers=frozenset(qualifiers)),
+            )
+        for concept, qualifiers in recognised.history.items():
+            if concept in _HISTORY_COUNTS and concept not in recognised.hits:
+                # a past event: it counts as history, never as recent (no date of its own)
+                self.put(
+                    Finding(
+                        concept,
+                        reference,
+                        None,
+                        Strength.TEXT,
+                        qualifiers=frozenset(qualifiers),
+                        current=False,
+                    )
+                )
+
+    def text_measurements(
+        self, recognised: _Recognised, reference: str, when: date | None, qualifiers: set[str]
+    ) -> None:
+        """Examinations and measured values read from text ("MRC 4", "kr/sens/refl z.a.")."""
+        for concept, hit in recognised.hits.items():
+            if hit.strength is not Strength.TEXT or self.kind(concept) != "measurement":
+                continue
+            if concept == "body-temperature":
+                for value in hit.values:
+                    self.put(
+                        Finding(concept, reference, when, Strength.TEXT, value=value, unit="Cel")
+                    )
+            elif concept in _EXAM_ITEMS:
+                base = Finding(
+                    concept,
+                    reference,
+                    when,
+                    Strength.TEXT,
+                    qualifiers=frozenset(hit.qualifiers | qualifiers),
+                )
+                if concept == "muscle-strength" and hit.values:
+                    # one finding per grade: the worst grade of the text decides
+                    self.put(replace(base, value=min(hit.values)))
+                else:
+                    self.put(base)
 
     def put(self, finding: Finding, *, absent: bool = False) -> None:
         """Store a finding, merging with one of the same concept from the same resource."""

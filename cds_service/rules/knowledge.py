@@ -515,6 +515,7 @@ def _load_concepts(
     keywords: dict[str, list[str]] = {}
     exclusions: dict[str, list[str]] = {}
     reported: dict[str, list[str]] = {}
+    checked: dict[str, list[str]] = {}
     for cid, entry in entries.items():
         line = entries.lines[cid]
         if not isinstance(cid, str) or not _ID.match(cid):
@@ -522,7 +523,11 @@ def _load_concepts(
         if not isinstance(entry, _Map):
             raise _fail(path, line, f"concept {cid!r} must be a mapping")
         _check_keys(
-            path, entry, {"kind", "label", "keywords", "exclude", "reported"}, {"kind", "label"}, cid
+            path,
+            entry,
+            {"kind", "label", "keywords", "exclude", "reported", "checked"},
+            {"kind", "label"},
+            cid,
         )
         kind, label = entry["kind"], entry["label"]
         if kind not in KINDS:
@@ -546,9 +551,17 @@ def _load_concepts(
             # means examined")
             lay = _phrases(path, entry, "reported", cid)
             reported[cid] = [p for ps in lay.values() for p in ps]
+        if "checked" in entry:
+            names = _phrases(path, entry, "checked", cid)
+            checked[cid] = [p for ps in names.values() for p in ps]
         concepts[cid] = Concept(cid, kind, label)
         keywords[cid] = [kw for kws in phrases.values() for kw in kws]
-    return concepts, {"keywords": keywords, "exclude": exclusions, "reported": reported}
+    return concepts, {
+        "keywords": keywords,
+        "exclude": exclusions,
+        "reported": reported,
+        "checked": checked,
+    }
 
 
 def _phrases(path: Path, node: _Map, key: str, what: str) -> dict[str, list[str]]:
@@ -780,6 +793,7 @@ _CONTEXT_KEYS = {
     "examination_results",
     "qualifiers",
     "severe_pain_from",
+    "regions",
 }
 _FAMILY_KEYS = {
     "window",
@@ -825,7 +839,7 @@ def _load_context(
         path,
         data,
         _CONTEXT_KEYS,
-        _CONTEXT_KEYS - {"limits", "answers", "severe_pain_from"},
+        _CONTEXT_KEYS - {"limits", "answers", "severe_pain_from", "regions"},
         "context.yaml",
     )
     limits = _map(path, data, "limits") if "limits" in data else _Map()
@@ -951,6 +965,17 @@ def _load_context(
     for cid in severe_from if isinstance(severe_from, list) else [None]:
         if cid not in concepts:
             raise _fail(path, _line(data, "severe_pain_from"), f"unknown concept {cid!r}")
+    regional: dict[str, list[str]] = {}
+    elsewhere: tuple[str, ...] = ()
+    if "regions" in data:
+        regions = _map(path, data, "regions")
+        _check_keys(path, regions, {"generic", "elsewhere"}, {"generic", "elsewhere"}, "regions")
+        generic = _map(path, regions, "generic")
+        for cid in generic:
+            if cid not in concepts:
+                raise _fail(path, generic.lines[cid], f"regions.generic: unknown concept {cid!r}")
+            regional[cid] = [p for ps in _phrases(path, generic, cid, cid).values() for p in ps]
+        elsewhere = words(regions, "elsewhere")
     results = _map(path, data, "examination_results")
     _check_keys(path, results, {"items", "abnormal", "normal"}, {"items", "abnormal", "normal"}, "examination_results")
     items = _map(path, results, "items")
@@ -995,6 +1020,8 @@ def _load_context(
         compound_tails=words(matching, "compound_tails"),
         exempt=exempt,
         severe_pain_from=frozenset(severe_from),
+        regional=regional,
+        elsewhere=elsewhere,
         mrc_deficit_max=policy.neuro_mrc_deficit_max,
         mrc_severe_max=policy.neuro_mrc_severe_max,
         fever_celsius=policy.red_flags_fever_celsius,
@@ -1005,6 +1032,7 @@ def _load_context(
             rules,
             exclusions=texts["exclude"],
             reported=texts["reported"],
+            checked=texts["checked"],
             measurements=[c for c, concept in concepts.items() if concept.kind == "measurement"],
         )
     except ValueError as exc:

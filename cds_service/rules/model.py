@@ -111,12 +111,27 @@ class PriorImaging:
 
 
 @dataclass(frozen=True, slots=True)
+class TextEvidence:
+    """How one finding was read from free text: the resource, the words, their context.
+
+    Shown in the decision trail (never stored in the audit store: it holds the patient's text).
+    """
+
+    reference: str
+    concept: str
+    context: str
+    words: str
+    cue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PatientFacts:
     """Everything the rules need about one patient, reduced from FHIR and frozen.
 
     `findings` holds positive findings only; `absent` holds findings explicitly documented as
     absent ("geen koorts", a normal reflex test, MRC 5/5 strength): they prove that an
-    examination was done without counting as the finding.
+    examination was done without counting as the finding. `suspected` holds what a clinician
+    wrote as a suspicion; `text_evidence` how every finding read from text was read.
     """
 
     evaluated_at: datetime
@@ -132,6 +147,9 @@ class PatientFacts:
     scores: tuple[Score, ...] = ()
     prior_imaging: tuple[PriorImaging, ...] = ()
     data_notes: tuple[str, ...] = ()
+    # the clinician's suspicions read from text ("verdenking cauda equina", "DD: maligniteit")
+    suspected: tuple[Finding, ...] = ()
+    text_evidence: tuple[TextEvidence, ...] = ()
 
     @property
     def today(self) -> date:

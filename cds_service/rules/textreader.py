@@ -169,6 +169,10 @@ class ContextRules:
     exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # a severity word right before or after these concepts makes the pain severe ("forse rugpijn")
     severe_pain_from: frozenset[str] = frozenset()
+    # generic words of a concept that a region word in the same clause takes elsewhere:
+    # "rugpijn tussen de schouderbladen", "thoracale rugklachten" are no low back pain
+    regional: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    elsewhere: tuple[str, ...] = ()
     mrc_deficit_max: float = 4
     mrc_severe_max: float = 3
     fever_celsius: float = 38.0
@@ -400,6 +404,7 @@ class TextReader:
         *,
         exclusions: Mapping[str, Sequence[str]] | None = None,
         reported: Mapping[str, Sequence[str]] | None = None,
+        checked: Mapping[str, Sequence[str]] | None = None,
         measurements: Iterable[str] = (),
     ) -> None:
         self.rules = rules
@@ -416,6 +421,9 @@ class TextReader:
         for concept, phrases in (reported or {}).items():
             for p in phrases:
                 add(p, ("kw", concept, "reported"), gaps=True)
+        for concept, phrases in (checked or {}).items():
+            for p in phrases:
+                add(p, ("kw", concept, "checked"), gaps=True)
         for concept, phrases in (exclusions or {}).items():
             for p in phrases:
                 add(p, ("excl", concept), gaps=True)
@@ -441,6 +449,12 @@ class TextReader:
         for name, phrases in rules.qualifiers.items():
             for p in phrases:
                 add(p, ("qual", name))
+        for p in rules.elsewhere:
+            add(p, ("elsewhere",))
+        self._regional = {
+            concept: frozenset(phrase_words(p) for p in phrases)
+            for concept, phrases in rules.regional.items()
+        }
         self._index = index
         self._break_words = frozenset(
             w[0] for w in (phrase_words(p) for p in rules.clause_breaks) if len(w) == 1
@@ -707,6 +721,8 @@ class TextReader:
             return []
         breaks = {sp.start for sp in roles.get("break", ())}
         self._structure(doc, forms, breaks)
+        if "elsewhere" in roles and self._regional:
+            keywords = self._in_region(doc, forms, keywords, roles["elsewhere"])
         label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
 
         covered = [False] * n
@@ -745,6 +761,8 @@ class TextReader:
             section = doc.section[span.start]
             clause = doc.clause[span.start]
             q = quals.get(clause, frozenset())
+            if flavour == "checked" and context not in (NEGATED, CONDITIONAL):
+                continue  # "mictie", "anal tone": what was checked, never the finding itself
             examined = False
             words = doc.surface(span.start, span.end)
             if concept in rules.exam_items and context == AFFIRMED:
@@ -807,14 +825,22 @@ class TextReader:
         excluded = roles.get("excl", [])
         if excluded:
             # tokens under an exclusion phrase, per concept ("angina pectoris")
-            under: set[tuple[str, int]] = {
-                (x.payload[1], j) for x in excluded for j in range(x.start, x.end)
-            }
-            spans = [
-                s
-                for s in spans
-                if not any((s.payload[1], j) in under for j in range(s.start, s.end))
-            ]
+            under: dict[tuple[str, int], tuple[int, int]] = {}
+            for x in excluded:
+                for j in range(x.start, x.end):
+                    under[(x.payload[1], j)] = (x.start, x.end)
+
+            def cancelled(s: _Span) -> bool:
+                for j in range(s.start, s.end):
+                    x = under.get((s.payload[1], j))
+                    # a longer keyword holding the exclusion stands: "niet bewust afgevallen"
+                    if x is not None and not (
+                        s.start <= x[0] and x[1] <= s.end and s.end - s.start > x[1] - x[0]
+                    ):
+                        return True
+                return False
+
+            spans = [s for s in spans if not cancelled(s)]
         spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
         taken: dict[str, int] = {}
         kept: list[_Span] = []
@@ -1319,6 +1345,23 @@ class TextReader:
             )
 
     # -- values ----------------------------------------------------------------------------------
+
+    def _in_region(
+        self, doc: _Doc, forms: list[str], keywords: list[_Span], elsewhere: list[_Span]
+    ) -> list[_Span]:
+        """Drop generic keywords whose clause names another region ("thoracale rugpijn")."""
+        clauses = {doc.clause[sp.start] for sp in elsewhere}
+        kept = []
+        for span in keywords:
+            generic = self._regional.get(span.payload[1])
+            if (
+                generic
+                and doc.clause[span.start] in clauses
+                and tuple(forms[span.start : span.end]) in generic
+            ):
+                continue
+            kept.append(span)
+        return kept
 
     @staticmethod
     def _severity_beside(span: _Span, marks: tuple[set[int], set[int]]) -> bool:
