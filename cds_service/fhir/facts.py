@@ -328,7 +328,7 @@ class _Builder:
             code_texts.extend(_texts_of(concept))
         recognised = _Recognised(hits, {})
         for text in code_texts:
-            self._read_text(recognised, text, None, codes_first=coded)
+            self._read_text(recognised, text, None, codes_first=coded, code_text=True)
         for text in texts:
             if text:
                 self._read_text(recognised, text, section, codes_first=False)
@@ -340,7 +340,13 @@ class _Builder:
         return recognised
 
     def _read_text(
-        self, recognised: _Recognised, text: str, section: str | None, *, codes_first: bool
+        self,
+        recognised: _Recognised,
+        text: str,
+        section: str | None,
+        *,
+        codes_first: bool,
+        code_text: bool = False,
     ) -> None:
         """Add one text's findings to `recognised`, by their context, and to the trail."""
         key = (text, section)
@@ -353,6 +359,8 @@ class _Builder:
         hits = recognised.hits
         for found in reading.findings:
             concept = found.concept
+            if code_text and found.value is not None:
+                continue  # a code's name ("MRC 0-5", "Temp (°C)") is no measured value
             if codes_first and concept in EPISODE_CONCEPTS and concept not in hits:
                 continue  # the code says what the resource is
             if len(self.text_evidence) < _MAX_TEXT_EVIDENCE:
@@ -551,6 +559,9 @@ class _Builder:
                     absent=True,
                 )
 
+        if current:
+            self.keep_text_context(code, reference, when)
+            self.keep_text_context(notes, reference, when)
         if episode and current:
             self.episode_references.append(reference)
             if when is not None:
@@ -585,8 +596,12 @@ class _Builder:
         )
         code = self.recognise([observation.code])
         value_texts = [observation.valueString, *_notes(observation)]
-        value = self.recognise([observation.valueCodeableConcept], value_texts)
+        value = self.recognise(
+            [observation.valueCodeableConcept], value_texts, section=self._line_type(observation)
+        )
         qualifiers = self.structural_qualifiers([observation.bodySite])
+        self.text_measurements(value, reference, when, qualifiers)
+        self.keep_text_context(value, reference, when)
 
         for concept, hit in code.hits.items():
             if self.kind(concept) == "measurement":
@@ -629,6 +644,17 @@ class _Builder:
             self._read_observation(
                 _component_view(observation, component), f"{reference}#component-{index}"
             )
+
+    @staticmethod
+    def _line_type(observation: Any) -> str | None:
+        """The SOEP line type of a GP journal line, or "O" for an examination Observation."""
+        for coding in getattr(observation.code, "coding", None) or ():
+            if coding.system == _JOURNAL_LINE_SYSTEM and (coding.code or "").upper() in _SOEP:
+                return _SOEP[(coding.code or "").upper()]
+        for category in getattr(observation, "category", None) or ():
+            if _codes(category) & _EXAM_CATEGORIES:
+                return "O"
+        return None
 
     def _test_with_result(self, observation: Any) -> _Recognised:
         """The code's name and the value read as one phrase: "Lasègue" + "positief".
@@ -1075,6 +1101,8 @@ class _Builder:
             scores=tuple(sorted(self.scores, key=lambda s: (s.when, s.kind, s.reference))),
             prior_imaging=tuple(sorted(self.prior_imaging, key=lambda p: (p.when, p.reference))),
             data_notes=tuple(self.notes),
+            suspected=tuple(self.suspected.values()),
+            text_evidence=tuple(self.text_evidence),
         )
 
 

@@ -50,6 +50,7 @@ ONSET_UNKNOWN_REASONS = frozenset(
 MRI_REASONS = frozenset(
     {
         "cauda-equina",
+        "cauda-equina-suspected",
         "spinal-infection",
         "infection-fever-risk-factor",
         "infection-post-procedure-pain",
@@ -120,6 +121,7 @@ class Context:
     absent: dict[str, list[Finding]]
     has_episode: bool
     deficit: Deficit | None = None
+    suspected: dict[str, list[Finding]] | None = None
 
     def get(self, concept: str) -> Sequence[Finding]:
         """Positive findings of one concept (empty when there are none)."""
@@ -174,6 +176,7 @@ def build_context(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Co
         found=_index(facts.findings),
         absent=_index(facts.absent),
         has_episode=facts.episode_onset is not None or bool(facts.episode_references),
+        suspected=_index(facts.suspected),
     )
     context.deficit = assess_deficit(context)
     return context
@@ -327,6 +330,12 @@ def cauda_equina(ctx: Context) -> CriterionResult | None:
     new = [f for f in sphincter if ctx.within(f.when, new_days)]
     if standing or new:
         return CriterionResult("red-flag", MET, "cauda-equina", URGENT, _refs(standing + new))
+    suspected = recent_suspicions(ctx, "cauda-equina")
+    if suspected:
+        # POLICY "Suspected": the clinician's suspicion of a cauda equina is itself the alarm
+        return CriterionResult(
+            "red-flag", MET, "cauda-equina-suspected", URGENT, _refs(suspected)
+        )
     if sphincter:
         # Long-standing incontinence is common and not an alarm sign; say it was looked at.
         return CriterionResult(
@@ -559,6 +568,56 @@ def first_episode_age(ctx: Context) -> CriterionResult | None:
     if facts.age >= p.red_flags_first_episode_age:
         return CriterionResult("red-flag", MET, "first-episode-age", INDICATED, evidence)
     return CriterionResult("red-flag", NOT_MET, "first-episode-under-age", INDICATED, evidence)
+
+
+def recent_suspicions(ctx: Context, concept: str) -> list[Finding]:
+    """Suspicions of a concept written in the last "new" window (undated ones count)."""
+    days = ctx.policy.red_flags_new_days
+    return [
+        f
+        for f in (ctx.suspected or {}).get(concept, _NONE)
+        if f.when is None or ctx.within(f.when, days)
+    ]
+
+
+# A suspicion with the reasons that support it; without them it asks for those findings.
+SUSPICIONS = (
+    (
+        "spinal-infection",
+        "red-flag",
+        "infection-suspected",
+        frozenset(
+            {
+                "spinal-infection",
+                "infection-fever-risk-factor",
+                "infection-post-procedure-pain",
+                "fever-no-risk-factor",
+            }
+        ),
+    ),
+    (
+        "malignancy",
+        "red-flag",
+        "malignancy-suspected",
+        frozenset({"malignancy-deficit", "malignancy-new-pain", "weight-loss"}),
+    ),
+    ("lumbar-injury", "trauma", "fracture-suspected", frozenset()),
+)
+
+
+def suspicions(ctx: Context, results: Sequence[CriterionResult]) -> list[CriterionResult]:
+    """POLICY "Suspected": a suspected infection, malignancy or fracture without the findings
+    that support it cannot be judged (insufficient-data, the card asks for those findings)."""
+    met = {(r.id, r.reason) for r in results if r.status is MET}
+    out: list[CriterionResult] = []
+    for concept, cid, reason, support in SUSPICIONS:
+        suspected = recent_suspicions(ctx, concept)
+        if not suspected:
+            continue
+        supported = any(c == cid and (not support or r in support) for c, r in met)
+        status = NOT_MET if supported else MET
+        out.append(CriterionResult(cid, status, reason, INSUFFICIENT, _refs(suspected)))
+    return out
 
 
 # Urgent patterns first, so the trail reads in the order of evaluation.

@@ -20,6 +20,12 @@ MISSING_CODES = {
     "no-episode-data": "episode",
 }
 MISSING_EPISODE_ONSET = "episode-onset"
+# A suspicion without its supporting findings asks for those findings.
+MISSING_FOR_SUSPICION = {
+    "infection-suspected": "infection-findings",
+    "malignancy-suspected": "malignancy-findings",
+    "fracture-suspected": "fracture-findings",
+}
 
 
 def decide(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Decision:
@@ -29,6 +35,7 @@ def decide(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Decision:
     results += criteria.trauma(ctx)
     results.append(criteria.neuro_deficit(ctx))
     results += criteria.red_flag(ctx)
+    results += criteria.suspicions(ctx, results)
     results.append(criteria.surgical_planning(ctx))
     results += criteria.failed_conservative_care(ctx)
     repeat = criteria.repeat_imaging(ctx, results)
@@ -73,6 +80,8 @@ def _missing(decisive: list[CriterionResult]) -> tuple[str, ...]:
     for r in decisive:
         if r.reason == "episode-onset-unknown":
             codes[MISSING_EPISODE_ONSET] = None
+        elif r.reason in MISSING_FOR_SUSPICION:
+            codes[MISSING_FOR_SUSPICION[r.reason]] = None
         elif r.id in MISSING_CODES:
             codes[MISSING_CODES[r.id]] = None
     return tuple(codes)

@@ -813,6 +813,8 @@ _FAMILY_KEYS = {
     "normal",
     "blockers",
     "not_for",
+    "post_clause",
+    "pre_sentence",
 }
 _CUE_ROLES = {
     "pre": "pre",
@@ -821,6 +823,8 @@ _CUE_ROLES = {
     "pseudo": "pseudo",
     "terminators": "term",
     "pre_if_closed": "closed",
+    "post_clause": "clause_post",
+    "pre_sentence": "sentence_pre",
     "closers": "closer",
     "normal": "normal",
     "blockers": "blocker",
@@ -885,14 +889,24 @@ def _load_context(
             found.add(tokens[0])
         return frozenset(found)
 
-    sections: dict[str, tuple[str, str | None, str | None]] = {}
+    sections: dict[str, tuple[str, str | None, str | None, bool]] = {}
+    section_exempt: dict[str, frozenset[str]] = {}
     section_map = _map(path, data, "sections")
     for name, entry in section_map.items():
         if name not in SECTIONS or not isinstance(entry, _Map):
             raise _fail(path, section_map.lines[name], f"unknown section {name!r}")
         _check_keys(
-            path, entry, {"labels", "context", "source", "scope"}, {"labels"}, f"sections.{name}"
+            path,
+            entry,
+            {"labels", "context", "source", "scope", "not_for"},
+            {"labels"},
+            f"sections.{name}",
         )
+        ids = entry.get("not_for", [])
+        for cid in ids if isinstance(ids, list) else [None]:
+            if cid not in concepts:
+                raise _fail(path, _line(entry, "not_for"), f"sections.{name}: unknown concept {cid!r}")
+        section_exempt[name] = frozenset(ids)
         one_sentence = entry.get("scope", "section") == "sentence"
         if entry.get("scope", "section") not in ("section", "sentence"):
             raise _fail(path, _line(entry, "scope"), f"sections.{name}: scope is section or sentence")
@@ -1022,6 +1036,7 @@ def _load_context(
         severe_pain_from=frozenset(severe_from),
         regional=regional,
         elsewhere=elsewhere,
+        section_exempt=section_exempt,
         mrc_deficit_max=policy.neuro_mrc_deficit_max,
         mrc_severe_max=policy.neuro_mrc_severe_max,
         fever_celsius=policy.red_flags_fever_celsius,

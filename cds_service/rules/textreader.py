@@ -172,6 +172,8 @@ class ContextRules:
     # generic words of a concept that a region word in the same clause takes elsewhere:
     # "rugpijn tussen de schouderbladen", "thoracale rugklachten" are no low back pain
     regional: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # concepts a section's context never applies to ("VG: DM2" is diabetes today)
+    section_exempt: Mapping[str, frozenset[str]] = field(default_factory=dict)
     elsewhere: tuple[str, ...] = ()
     mrc_deficit_max: float = 4
     mrc_severe_max: float = 3
@@ -644,11 +646,28 @@ class TextReader:
 
     # -- structure -----------------------------------------------------------------------------
 
-    def _structure(self, doc: _Doc, forms: list[str], breaks: set[int]) -> list[bool]:
-        """Sentence, clause, list group and item start per token; returns the hard stops."""
+    def _structure(
+        self, doc: _Doc, forms: list[str], breaks: set[int], enders: set[int] = frozenset()
+    ) -> list[bool]:
+        """Sentence, clause, list group and item start per token; returns the hard stops.
+
+        A dash between words ("r/o CES - reports ...") ends a clause like a comma; a list item
+        that states its own result ("SLR negatief, kracht en gevoel normaal") ends the list.
+        """
         tokens = forms
         n = len(tokens)
         answers = self._answers
+        breaks = set(breaks)
+        text, starts, ends = doc.text, doc.starts, doc.ends
+        for i, t in enumerate(tokens):
+            if (
+                t == "-"
+                and 0 < i < n - 1
+                and tokens[i + 1] not in _PUNCT
+                and text[starts[i] - 1 : starts[i]] == " "
+                and text[ends[i] : ends[i] + 1] == " "
+            ):
+                breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
         # "?" followed by an answer ("koorts? nee") belongs to the clause.
         ends_sentence = [False] * n
         for i, t in enumerate(tokens):
@@ -670,6 +689,7 @@ class TextReader:
         item_start = [0] * n
         s = c = g = 0
         item = depth = 0
+        ended = False
         limit = self.rules.list_item_max
         for i, t in enumerate(tokens):
             if t == "(":
@@ -677,10 +697,15 @@ class TextReader:
             elif t == ")":
                 depth = max(0, depth - 1)
             boundary = ends_sentence[i] or t == ":" or t == "," or i in breaks
+            if i in enders:
+                ended = True
             if boundary:
                 # a comma inside brackets, or in a list that goes on to "of"/"en", keeps the
                 # list's group: "geen koorts, afvallen of nachtpijn", "negatief (koorts, UWI)"
-                goes_on = t == "," and (depth > 0 or (list_ahead[i] and i - item <= limit))
+                goes_on = t == "," and (
+                    depth > 0 or (list_ahead[i] and i - item <= limit and not ended)
+                )
+                ended = False
                 c += 1
                 if not goes_on:
                     g += 1
@@ -720,7 +745,12 @@ class TextReader:
         if not keywords and not grades:
             return []
         breaks = {sp.start for sp in roles.get("break", ())}
-        self._structure(doc, forms, breaks)
+        enders = {
+            sp.start
+            for sp in roles.get("cue", ())
+            if sp.payload[1] == NEGATED and sp.payload[2] in ("post", "normal")
+        }
+        self._structure(doc, forms, breaks, enders)
         if "elsewhere" in roles and self._regional:
             keywords = self._in_region(doc, forms, keywords, roles["elsewhere"])
         label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
@@ -737,7 +767,7 @@ class TextReader:
             cues["families"].add(SUSPECTED)
         if any(len(t) == 4 and t[:2] in ("19", "20") and t.isdigit() for t in forms):
             cues["families"].add(HISTORICAL)  # a past year dates its clause
-        quals = self._qualifiers(doc, roles.get("qual", []), forms)
+        quals = self._qualifiers(doc, roles.get("qual", []), forms, keywords)
         severe_marks = (
             {sp.end for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
             {sp.start for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
@@ -790,10 +820,13 @@ class TextReader:
                 concept == "muscle-strength" and clause in grade_clauses
             ):
                 self._exam_result(doc, span, finding, results, cues, emit)
+        falling = self._falling_grades(doc, grades)
         for index, grade in grades:
             span = _Span(index, index + 1, ("kw", "muscle-strength", ""))
             context, cue = self._context(doc, span, cues, "muscle-strength", absence_starts)
             q = set(quals.get(doc.clause[index], frozenset()))
+            if index in falling:
+                q.add("progressive")
             words = doc.surface(max(0, index - 1) if forms[index - 1 : index] == ["mrc"] else index,
                                 index + 1)
             section = doc.section[index]
@@ -963,8 +996,11 @@ class TextReader:
         return label_tokens
 
     def _qualifiers(
-        self, doc: _Doc, spans: list[_Span], forms: list[str]
+        self, doc: _Doc, spans: list[_Span], forms: list[str], keywords: list[_Span]
     ) -> dict[int, frozenset[str]]:
+        """Qualifiers per clause. A clause of qualifiers alone ("krachtsverlies, neemt toe")
+        belongs to the clause before it in the same sentence."""
+        finding_clauses = {doc.clause[k.start] for k in keywords}
         found: dict[int, set[str]] = {}
         for span in spans:
             before = forms[span.start - 1] if span.start else ""
@@ -975,7 +1011,18 @@ class TextReader:
                 # a bare letter is a side ("EHL 4/5 L", "L ankle"), not after a number ("1.1 L")
                 if before[:1].isdigit():
                     continue
-            found.setdefault(doc.clause[span.start], set()).add(name)
+            clause = doc.clause[span.start]
+            if clause not in finding_clauses:
+                k = span.start - 1
+                while k >= 0 and doc.sentence[k] == doc.sentence[span.start]:
+                    if doc.clause[k] in finding_clauses:
+                        clause = doc.clause[k]
+                        break
+                    if doc.clause[k] != clause and forms[k] not in (",",):
+                        if doc.clause[k] != clause - 1 and doc.clause[k] != clause - 2:
+                            break
+                    k -= 1
+            found.setdefault(clause, set()).add(name)
         result = {}
         for clause, names in found.items():
             if {"left", "right"} <= names:
@@ -1028,6 +1075,7 @@ class TextReader:
                 and family is not None
                 and not (family.applies_to and concept not in family.applies_to)
                 and not (context == SUSPECTED and concept in self._measurements)
+                and concept not in self.rules.section_exempt.get(section, ())
                 and not self._terminated(cues, doc.section_start[span.start], span.start, family)
                 and not self._blocked(doc, cues, span, family)
             ):
@@ -1081,6 +1129,16 @@ class TextReader:
                 if family.sentence_scope:
                     continue
                 break
+        entry = cues.get((name, "sentence_pre"))
+        if entry:
+            spans, cue_ends, _, _ = entry
+            k = bisect.bisect_right(cue_ends, start) - 1
+            if k >= 0:
+                cue = spans[k]
+                if doc.sentence[cue.start] == doc.sentence[start] and not self._terminated(
+                    cues, cue.end, start, family
+                ) and not self._broken(doc, cue.end, start):
+                    return doc.surface(cue.start, cue.end)
         # cues that open a scope only when a closer follows ("bij koorts ... contact opnemen")
         entry = cues.get((name, "closed"))
         closers = cues.get((name, "closer"))
@@ -1100,6 +1158,14 @@ class TextReader:
                         if doc.sentence[closer.start] == doc.sentence[start]:
                             return doc.surface(cue.start, cue.end)
         # post cues: the nearest cue starting after the keyword, in the same clause
+        entry = cues.get((name, "clause_post"))
+        if entry:
+            _, _, spans, cue_starts = entry
+            j = bisect.bisect_left(cue_starts, end)
+            if j < len(spans) and doc.clause[spans[j].start] == doc.clause[start]:
+                cue = spans[j]
+                if cue.end >= len(doc.tokens) or doc.clause[cue.end] != doc.clause[cue.start]:
+                    return doc.surface(cue.start, cue.end)  # it closes the clause
         for role in ("post", "colon", "normal"):
             entry = cues.get((name, role))
             if not entry:
@@ -1158,6 +1224,10 @@ class TextReader:
                 return True
         return False
 
+    def _broken(self, doc: _Doc, begin: int, end: int) -> bool:
+        """True when a clause break word ("maar", "but") stands between two tokens."""
+        return any(doc.tokens[k] in self._break_words for k in range(begin, min(end, begin + 40)))
+
     @staticmethod
     def _opens_sentence(doc: _Doc, i: int) -> bool:
         """True when token i starts its sentence (after a section label, if any)."""
@@ -1180,8 +1250,9 @@ class TextReader:
         if self._terminated(cues, cue.end, start, family):
             return False
         if family.window:
+            # fewer than `window` words between the cue (or the list item's start) and it
             origin = max(cue.end, doc.item_start[start])
-            if start - origin > family.window:
+            if start - origin >= family.window:
                 return False
         return True
 
@@ -1372,6 +1443,18 @@ class TextReader:
         )
 
     @staticmethod
+    def _falling_grades(doc: _Doc, grades: list[tuple[int, float]]) -> set[int]:
+        """Grades lower than an earlier grade of the same sentence ("4/5 vorige week, nu 2/5")."""
+        falling: set[int] = set()
+        best: dict[int, float] = {}
+        for index, grade in grades:
+            sentence = doc.sentence[index]
+            if sentence in best and grade < best[sentence]:
+                falling.add(index)
+            best[sentence] = max(best.get(sentence, grade), grade)
+        return falling
+
+    @staticmethod
     def _grade_possible(forms: list[str]) -> bool:
         """A cheap test: could the text hold an MRC grade at all?"""
         return any(t.endswith("/5") or t == "mrc" for t in forms)
@@ -1395,6 +1478,8 @@ class TextReader:
                     after = forms[j + 1] if j + 1 < n else ""
                     if after in _UNIT_AFTER_NUMBER or after in ("/", "dagen", "weken", "wk"):
                         continue
+                    if after == "-" and j + 2 < n and forms[j + 2].isdigit():
+                        continue  # "MRC 0-5": the scale, not a grade
                     grades.append((j, float(forms[j])))
         return grades
 
@@ -1414,6 +1499,9 @@ class TextReader:
                 value = float(token)
             except ValueError:
                 continue
+            fahrenheit = 93.0 <= value <= 110.0 or (j + 1 < len(forms) and forms[j + 1] == "f")
+            if fahrenheit:
+                value = round((value - 32.0) * 5.0 / 9.0, 1)  # "T 101.8 F"
             if not 34.0 <= value <= 43.0:
                 continue
             anchor = None
