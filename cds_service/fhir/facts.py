@@ -405,11 +405,19 @@ class _Builder:
                 )
 
     def text_measurements(
-        self, recognised: _Recognised, reference: str, when: date | None, qualifiers: set[str]
+        self,
+        recognised: _Recognised,
+        reference: str,
+        when: date | None,
+        qualifiers: set[str],
+        *,
+        skip: Collection[str] = (),
     ) -> None:
         """Examinations and measured values read from text ("MRC 4", "kr/sens/refl z.a.")."""
         for concept, hit in recognised.hits.items():
             if hit.strength is not Strength.TEXT or self.kind(concept) != "measurement":
+                continue
+            if concept in skip:
                 continue
             if concept == "body-temperature":
                 for value in hit.values:
@@ -600,7 +608,9 @@ class _Builder:
             [observation.valueCodeableConcept], value_texts, section=self._line_type(observation)
         )
         qualifiers = self.structural_qualifiers([observation.bodySite])
-        self.text_measurements(value, reference, when, qualifiers)
+        # the value of an Observation whose code names the measurement is read as its value
+        measured = {c for c in code.hits if self.kind(c) == "measurement"}
+        self.text_measurements(value, reference, when, qualifiers, skip=measured)
         self.keep_text_context(value, reference, when)
 
         for concept, hit in code.hits.items():

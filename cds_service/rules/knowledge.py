@@ -872,13 +872,14 @@ def _load_context(
             raise _fail(path, _line(node, key), f"{key} must be an integer {low}-{high}")
         return value
 
-    def words(node: _Map, key: str) -> tuple[str, ...]:
+    def words(node: _Map, key: str, what: str = "") -> tuple[str, ...]:
         if key not in node:
             return ()
         value = node[key]
+        where = what or key
         if isinstance(value, _Map):
-            return tuple(p for ps in _phrases(path, node, key, key).values() for p in ps)
-        return tuple(_phrase_list(path, node, key, key))
+            return tuple(p for ps in _phrases(path, node, key, where).values() for p in ps)
+        return tuple(_phrase_list(path, node, key, f"{where}.{key}" if what else key))
 
     def single_words(node: _Map, key: str) -> frozenset[str]:
         found = set()
@@ -949,7 +950,7 @@ def _load_context(
             applies_to=frozenset(applies),
         )
         for key, role in _CUE_ROLES.items():
-            for phrase in words(entry, key):
+            for phrase in words(entry, key, f"contexts.{name}"):
                 cues.setdefault(name, []).append((phrase, Cue(name, role)))
         if "absence" in entry:
             absence = words(entry, "absence")

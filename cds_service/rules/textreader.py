@@ -833,6 +833,8 @@ class TextReader:
             emit(TextFinding("muscle-strength", words, context, cue, frozenset(q), grade, section,
                              True))
             weak = grade <= rules.mrc_deficit_max
+            if not weak and grade < 5:
+                continue  # "5-/5": no proof of full strength, no deficit either
             if grade <= rules.mrc_severe_max:
                 q.add("severe")
             weakness_context = context if weak else (NEGATED if context == AFFIRMED else context)
@@ -1527,7 +1529,10 @@ class TextReader:
 
 
 def _grade_value(text: str) -> float:
-    """ "4", "4-" and "4+" are all grade 4 for the rules (a 4+ is still weaker than 5)."""
+    """ "4", "4-" and "4+" are grade 4 (a 4+ is still weaker than 5); "5-" is 4.5: neither full
+    strength nor a deficit (as fhir/units.py reads an Observation's value)."""
+    if text == "5-":
+        return 4.5
     return float(text[0])
 
 

@@ -261,17 +261,25 @@ def test_keywords_are_unique_per_language() -> None:
 
 
 def test_no_keyword_is_a_bare_negation_cue() -> None:
-    cues = read_yaml("modifiers.yaml")["negation"]["pre"]
+    cues = read_yaml("context.yaml")["contexts"]["negated"]["pre"]
     bare = {normalise(c) for cs in cues.values() for c in cs}
     for cid, entry in CONCEPTS.items():
         for ks in (entry.get("keywords") or {}).values():
             assert not {normalise(k) for k in ks} & bare, cid
 
 
-def test_modifier_lists_are_in_the_mappings() -> None:
-    modifiers = read_yaml("modifiers.yaml")
-    assert set(modifiers["qualifiers"]) == {"severe", "progressive", "bilateral", "left", "right"}
-    assert "reflex-loss" in modifiers["negation"]["absence_is_finding"]
+def test_context_lists_are_in_the_mappings() -> None:
+    context = read_yaml("context.yaml")
+    assert set(context["qualifiers"]) == {"severe", "progressive", "bilateral", "left", "right"}
+    assert "reflex-loss" in context["contexts"]["negated"]["absence_is_finding"]
+    assert set(context["contexts"]) == {
+        "negated",
+        "conditional",
+        "family",
+        "historical",
+        "suspected",
+        "reported",
+    }
 
 
 @pytest.mark.parametrize(
@@ -288,11 +296,18 @@ def test_modifier_lists_are_in_the_mappings() -> None:
         ("passive-care", ["massage", "manuele therapie", "wervels rechtzetten", "chiropractic"]),
         ("surgical-referral", ["neurochirurg", "wervelkolomchirurg", "spine surgeon"]),
         ("radicular-symptoms", ["tintelingen", "lasègue positief", "positive SLR"]),
-        ("sensory-loss", ["hypesthesie", "doof gevoel", "numbness"]),
+        ("sensory-loss", ["hypesthesie", "O: doof gevoel", "numbness on examination"]),
         ("muscle-weakness", ["krachtsverlies", "parese", "weakness"]),
     ],
 )
 def test_brief_keywords_match(knowledge: Knowledge, concept: str, keywords: list[str]) -> None:
     for keyword in keywords:
-        hits = {m.concept for m in knowledge.match_text(keyword) if not m.negated}
+        hits = {m.concept for m in knowledge.match_text(keyword) if m.affirmed}
         assert concept in hits, keyword
+
+
+@pytest.mark.parametrize("text", ["doof gevoel", "numbness", "voelt slap"])
+def test_lay_words_for_a_deficit_are_radicular_symptoms(knowledge: Knowledge, text: str) -> None:
+    hits = {m.concept for m in knowledge.match_text(text) if m.affirmed}
+    assert "radicular-symptoms" in hits
+    assert not hits & {"sensory-loss", "muscle-weakness"}

@@ -391,13 +391,14 @@ def test_order_concept_keywords_are_refused(mappings: Path) -> None:
 
 def test_too_short_stem_is_refused(mappings: Path) -> None:
     edit(mappings / "concepts.yaml", "[koorts, ", "[ko*, koorts, ")
-    assert "stem needs at least" in load_error(mappings)
+    assert "a stem needs one word of 3 letters" in load_error(mappings)
 
 
 def test_non_string_keyword_is_refused(mappings: Path) -> None:
     # YAML 1.1 reads a bare `no` as false: the loader must not let it through
-    edit(mappings / "modifiers.yaml", '["no", not, without', "[no, not, without")
-    assert re.search(r"modifiers\.yaml:\d+: negation\.pre\.en: False", load_error(mappings))
+    edit(mappings / "context.yaml", '["no", not, without', "[no, not, without")
+    error = load_error(mappings)
+    assert re.search(r"context\.yaml:\d+: contexts\.negated\.pre\.en: False", error)
 
 
 def test_orders_unknown_concept(mappings: Path) -> None:
@@ -410,14 +411,34 @@ def test_orders_unknown_modality(mappings: Path) -> None:
     assert "unknown modality 'pet'" in load_error(mappings)
 
 
-def test_modifiers_unknown_concept_in_absence_list(mappings: Path) -> None:
-    edit(mappings / "modifiers.yaml", "[reflex-loss,", "[reflex-lost,")
+def test_context_unknown_concept_in_absence_list(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "absence_is_finding: [reflex-loss,", "absence_is_finding: [reflex-lost,")
     assert "unknown concept 'reflex-lost'" in load_error(mappings)
 
 
-def test_modifiers_missing_qualifier(mappings: Path) -> None:
-    edit(mappings / "modifiers.yaml", "  bilateral:", "  both:")
+def test_context_missing_qualifier(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "  bilateral:\n    nl:", "  both:\n    nl:")
     assert "qualifiers: unknown key 'both'" in load_error(mappings)
+
+
+def test_context_unknown_family(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "  suspected:\n    pre:", "  doubted:\n    pre:")
+    assert "contexts: unknown key 'doubted'" in load_error(mappings)
+
+
+def test_context_priority_names_every_family(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "priority: [negated, family,", "priority: [family,")
+    assert "priority must list each of" in load_error(mappings)
+
+
+def test_context_unknown_section(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "  DD:\n    labels:", "  XX:\n    labels:")
+    assert "unknown section 'XX'" in load_error(mappings)
+
+
+def test_context_unknown_concept_in_applies_to(mappings: Path) -> None:
+    edit(mappings / "context.yaml", "applies_to: [muscle-weakness,", "applies_to: [muscle-weak,")
+    assert "unknown concept 'muscle-weak'" in load_error(mappings)
 
 
 def test_missing_file(mappings: Path) -> None:
