@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Contexts a finding read from text can have; only AFFIRMED counts as the patient's finding now.
 AFFIRMED = "affirmed"
@@ -47,7 +47,10 @@ _TOKEN = re.compile(
     r"|(?P<punct>[.;:,!\n])"
 )
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
+# cue roles that never give a context on their own (they end, block or close a scope)
+_SCOPE_LESS_ROLES = frozenset({"pseudo", "term", "blocker", "closer"})
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
+_PUNCT_OR_DASH = _PUNCT | {"-"}
 _UNIT_AFTER_NUMBER = frozenset(
     {"mg", "ml", "kg", "g", "gram", "mcg", "ug", "x", "keer", "stappen", "m", "km", "cm", "eh"}
 )
@@ -180,9 +183,11 @@ class ContextRules:
     fever_celsius: float = 38.0
 
 
-@dataclass(frozen=True, slots=True)
-class TextFinding:
-    """One concept read from text, with its context and the words it came from."""
+class TextFinding(NamedTuple):
+    """One concept read from text, with its context and the words it came from.
+
+    A named tuple: the reader makes one or two per keyword, so it must be cheap to build.
+    """
 
     concept: str
     words: str
@@ -285,6 +290,7 @@ class _PhraseIndex:
         self.exact: dict[str, _Bucket] = {}
         self.stems: dict[str, _Bucket] = {}
         self.stem_lengths: list[int] = []
+        self._stem_heads: set[str] = set()
         self._words: set[str] = set()
 
     def add(self, words: tuple[str, ...], payload: Any, gaps: bool) -> None:
@@ -292,6 +298,8 @@ class _PhraseIndex:
         if first.endswith("*"):
             bucket = self.stems.setdefault(first[:-1], _Bucket())
             self.stem_lengths = sorted({len(s) for s in self.stems})
+            shortest = self.stem_lengths[0]
+            self._stem_heads = {stem[:shortest] for stem in self.stems}
         else:
             bucket = self.exact.setdefault(first, _Bucket())
         self._words.update(w for w in words if not w.endswith("*"))
@@ -310,19 +318,21 @@ class _PhraseIndex:
         """Every occurrence of every phrase in token order (overlaps included)."""
         found: list[_Span] = []
         exact, stems, lengths = self.exact, self.stems, self.stem_lengths
+        shortest = lengths[0] if lengths else 0
+        heads = self._stem_heads
+        match = self._match
         n = len(forms)
-        for i in range(n):
-            token = forms[i]
+        for i, token in enumerate(forms):
             bucket = exact.get(token)
             if bucket is not None:
-                self._match(found, forms, hard, i, bucket, gap, n)
-            if lengths:
+                match(found, forms, hard, i, bucket, gap, n)
+            if shortest and token[:shortest] in heads:
                 for length in lengths:
                     if length > len(token):
                         break
                     sb = stems.get(token[:length])
                     if sb is not None:
-                        self._match(found, forms, hard, i, sb, gap, n)
+                        match(found, forms, hard, i, sb, gap, n)
         return found
 
     @classmethod
@@ -516,6 +526,9 @@ class TextReader:
         self._form_cache: dict[str, tuple[str, ...]] = {}
         self._split_heads = frozenset(p[:3] for p in self._split)
         self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
+        self._section_contexts = {n: c for n, c, _, _ in rules.sections.values() if c}
+        self._section_sources = {n: src for n, _, src, _ in rules.sections.values() if src}
+        self._priority = tuple(f for f in rules.priority if f in rules.families)
         self._sentence_sections = frozenset(
             name for name, _, _, one in rules.sections.values() if one
         )
@@ -659,24 +672,24 @@ class TextReader:
         answers = self._answers
         breaks = set(breaks)
         text, starts, ends = doc.text, doc.starts, doc.ends
-        for i, t in enumerate(tokens):
-            if (
-                t == "-"
-                and 0 < i < n - 1
-                and tokens[i + 1] not in _PUNCT
-                and text[starts[i] - 1 : starts[i]] == " "
-                and text[ends[i] : ends[i] + 1] == " "
-            ):
-                breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
         # "?" followed by an answer ("koorts? nee") belongs to the clause.
         ends_sentence = [False] * n
         for i, t in enumerate(tokens):
-            if t in SENTENCE_ENDS:
-                ends_sentence[i] = not (t == "?" and i + 1 < n and tokens[i + 1] in answers)
+            if t in _PUNCT_OR_DASH:
+                if t in SENTENCE_ENDS:
+                    ends_sentence[i] = not (t == "?" and i + 1 < n and tokens[i + 1] in answers)
+                elif (
+                    t == "-"
+                    and 0 < i < n - 1
+                    and tokens[i + 1] not in _PUNCT
+                    and text[starts[i] - 1 : starts[i]] == " "
+                    and text[ends[i] : ends[i] + 1] == " "
+                ):
+                    breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
         # Does a list word follow in the same sentence before a clause ends otherwise?
         list_ahead = [False] * (n + 1)
         seen = False
-        for i in range(n - 1, -1, -1):
+        for i in range(n - 1 if not self._list_words.isdisjoint(tokens) else -1, -1, -1):
             t = tokens[i]
             if ends_sentence[i] or t == ":" or i in breaks:
                 seen = False
@@ -691,13 +704,14 @@ class TextReader:
         item = depth = 0
         ended = False
         limit = self.rules.list_item_max
+        stops = _PUNCT
         for i, t in enumerate(tokens):
             if t == "(":
                 depth += 1
             elif t == ")":
                 depth = max(0, depth - 1)
-            boundary = ends_sentence[i] or t == ":" or t == "," or i in breaks
-            if i in enders:
+            boundary = (t in stops and (ends_sentence[i] or t in ":,")) or i in breaks
+            if enders and i in enders:
                 ended = True
             if boundary:
                 # a comma inside brackets, or in a list that goes on to "of"/"en", keeps the
@@ -722,8 +736,7 @@ class TextReader:
                 g += 1
                 depth = 0
         doc.sentence, doc.clause, doc.group, doc.item_start = sentence, clause, group, item_start
-        hard = [ends_sentence[i] or tokens[i] == ":" or i in breaks for i in range(n)]
-        return hard
+        return ends_sentence
 
     # -- findings ------------------------------------------------------------------------------
 
@@ -738,45 +751,71 @@ class TextReader:
         roles: dict[str, list[_Span]] = {}
         for span in spans:
             roles.setdefault(span.payload[0], []).append(span)
-        if "kw" not in roles and "form" not in roles and not self._grade_possible(forms):
+        numbers = [i for i, t in enumerate(forms) if t[0].isdigit()]
+        if "kw" not in roles and "form" not in roles and not self._grade_possible(forms, numbers):
             return []
         keywords = self._keywords(roles)
-        grades = self._grades(forms)
+        grades = self._grades(forms) if numbers else []
         if not keywords and not grades:
             return []
-        breaks = {sp.start for sp in roles.get("break", ())}
-        enders = {
-            sp.start
-            for sp in roles.get("cue", ())
-            if sp.payload[1] == NEGATED and sp.payload[2] in ("post", "normal")
-        }
+        breaks = {sp.start for sp in roles["break"]} if "break" in roles else set()
+        enders = (
+            {
+                sp.start
+                for sp in roles["cue"]
+                if sp.payload[1] == NEGATED and sp.payload[2] in ("post", "normal")
+            }
+            if "cue" in roles
+            else set()
+        )
         self._structure(doc, forms, breaks, enders)
         if "elsewhere" in roles and self._regional:
             keywords = self._in_region(doc, forms, keywords, roles["elsewhere"])
         label_tokens = self._sections(doc, forms, roles.get("section", []), line_section)
 
-        covered = [False] * n
-        for j in label_tokens:
-            covered[j] = True  # "NO:" is a section label, not a negation
-        for span in keywords:
-            for j in range(span.start, span.end):
-                if j not in span.inner:
-                    covered[j] = True
-        cues = self._cues(roles, covered)
-        if "?" in forms:
-            cues["families"].add(SUSPECTED)
-        if any(len(t) == 4 and t[:2] in ("19", "20") and t.isdigit() for t in forms):
-            cues["families"].add(HISTORICAL)  # a past year dates its clause
-        quals = self._qualifiers(doc, roles.get("qual", []), forms, keywords)
-        severe_marks = (
-            {sp.end for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
-            {sp.start for sp in roles.get("qual", ()) if sp.payload[1] == "severe"},
+        if "cue" in roles:
+            covered = [False] * n
+            for j in label_tokens:
+                covered[j] = True  # "NO:" is a section label, not a negation
+            for span in keywords:
+                inner = span.inner
+                for j in range(span.start, span.end):
+                    if not inner or j not in inner:
+                        covered[j] = True
+            cues = self._cues(roles, covered)
+        else:
+            cues = {"families": set()}
+        by_sentence: dict[int, set[str]] = {}
+        sentence = doc.sentence
+        for span in roles.get("cue", ()):
+            _, family, role = span.payload
+            if role not in _SCOPE_LESS_ROLES:
+                by_sentence.setdefault(sentence[span.start], set()).add(family)
+        for i, t in enumerate(forms):
+            if t == "?":
+                # a doubting "?" may stand just before the next sentence's first word
+                by_sentence.setdefault(sentence[i], set()).add(SUSPECTED)
+                if i + 1 < n:
+                    by_sentence.setdefault(sentence[i + 1], set()).add(SUSPECTED)
+        for i in numbers:
+            if len(forms[i]) == 4 and forms[i][:2] in ("19", "20"):
+                by_sentence.setdefault(sentence[i], set()).add(HISTORICAL)  # a past year
+        cues["by_sentence"] = by_sentence
+        if "qual" in roles:
+            quals = self._qualifiers(doc, roles["qual"], forms, keywords)
+            severe = [sp for sp in roles["qual"] if sp.payload[1] == "severe"]
+            severe_marks = ({sp.end for sp in severe}, {sp.start for sp in severe})
+        else:
+            quals, severe_marks = {}, (set(), set())
+        grade_clauses = {doc.clause[g] for g, _ in grades} if grades else set()
+        exam_clauses = (
+            {doc.clause[sp.start] for sp in roles["examcue"]} | grade_clauses
+            if "examcue" in roles
+            else grade_clauses
         )
-        grade_clauses = {doc.clause[g] for g, _ in grades}
-        exam_clauses = {doc.clause[sp.start] for sp in roles.get("examcue", ())} | grade_clauses
-        result_spans = sorted(roles.get("result", []), key=lambda r: r.start)
+        result_spans = roles.get("result", [])  # found in token order
         results = (result_spans, [r.start for r in result_spans])
-        absence_starts = [sp.start for sp in roles.get("absence", ())]
+        absence_starts = [sp.start for sp in roles["absence"]] if "absence" in roles else []
 
         out: dict[tuple[Any, ...], TextFinding] = {}
 
@@ -850,8 +889,9 @@ class TextReader:
                     True,
                 )
             )
-        for finding in self._temperatures(doc, forms, keywords, cues):
-            emit(finding)
+        if numbers:
+            for finding in self._temperatures(doc, forms, keywords, cues):
+                emit(finding)
         return list(out.values())
 
     def _keywords(self, roles: dict[str, list[_Span]]) -> list[_Span]:
@@ -935,8 +975,9 @@ class TextReader:
                 for s in spans
                 if not any(covered[s.start : s.end]) and reach.get(s.start, -1) < s.end
             ]
-            by_end = sorted(kept, key=lambda s: (s.end, s.start))
-            by_start = sorted(kept, key=lambda s: (s.start, s.end))
+            by_start = kept  # found in token order
+            ends = [s.end for s in kept]
+            by_end = kept if ends == sorted(ends) else sorted(kept, key=lambda s: (s.end, s.start))
             result[(family, role)] = (
                 by_end,
                 [s.end for s in by_end],
@@ -955,6 +996,10 @@ class TextReader:
         sentence for the sections that set a context for one statement (VG:, FA:, DD:).
         """
         n = len(forms)
+        if not labels:
+            doc.section = [line_section] * n
+            doc.section_start = [0] * n
+            return set()
         starts: dict[int, tuple[int, str]] = {}
         for span in labels:
             end = span.end
@@ -1045,14 +1090,15 @@ class TextReader:
         """The context of one keyword span and the words of the cue that gave it."""
         if span.payload[2] == "form":
             return NEGATED, doc.surface(span.start, span.end)
+        sentence_families = cues["by_sentence"].get(doc.sentence[span.start])
+        if not sentence_families and doc.section[span.start] is None:
+            return AFFIRMED, None
         found: dict[str, str] = {}
-        present = cues["families"]
-        for family in self.rules.priority:
-            if family not in present:
-                continue  # no cue of this family in the text
-            rules = self.rules.families.get(family)
-            if rules is None:
-                continue
+        families = self.rules.families
+        for family in self._priority:
+            if not sentence_families or family not in sentence_families:
+                continue  # no cue of this family in the sentence: cues never reach further
+            rules = families[family]
             if rules.applies_to and concept not in rules.applies_to:
                 continue
             if concept in self.rules.exempt.get(family, ()):
@@ -1085,10 +1131,7 @@ class TextReader:
         return AFFIRMED, None
 
     def _section_context(self, section: str) -> str | None:
-        for name, context, _, _ in self.rules.sections.values():
-            if name == section:
-                return context
-        return None
+        return self._section_contexts.get(section)
 
     def _family_cue(
         self,
@@ -1358,12 +1401,7 @@ class TextReader:
         return True, None
 
     def _section_source(self, section: str | None) -> str | None:
-        if section is None:
-            return None
-        for name, _, source, _ in self.rules.sections.values():
-            if name == section:
-                return source
-        return None
+        return self._section_sources.get(section) if section is not None else None
 
     def _exam_result(
         self,
@@ -1457,9 +1495,9 @@ class TextReader:
         return falling
 
     @staticmethod
-    def _grade_possible(forms: list[str]) -> bool:
+    def _grade_possible(forms: list[str], numbers: list[int]) -> bool:
         """A cheap test: could the text hold an MRC grade at all?"""
-        return any(t.endswith("/5") or t == "mrc" for t in forms)
+        return bool(numbers) and ("mrc" in forms or any(forms[i].endswith("/5") for i in numbers))
 
     def _grades(self, forms: list[str]) -> list[tuple[int, float]]:
         """MRC grades: "4/5", "4-/5", "MRC 3", "MRC-graad 4", "kracht 4"."""
