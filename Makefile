@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench textcheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,14 @@ format: $(TEST_STAMP)
 ## rows on SQLite and PostgreSQL; results in bench/results/*.json (benchmarks, not tests)
 BENCH_POSTGRES ?= $(or $(CDS_TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/test)
 bench: $(TEST_STAMP)
+	$(BIN)/python bench/text.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/report.py --postgres "$(BENCH_POSTGRES)"
+
+## textcheck: score the text reader on the labelled sentence corpus, every error listed
+textcheck: $(RUN_STAMP)
+	$(BIN)/cds-service textcheck
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

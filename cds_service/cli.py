@@ -42,6 +42,13 @@ def _trail_lines(result: Any, language: str) -> list[str]:
             lines.append(f"  advice: {advice.code} ({advice.reason})")
         if decision.missing:
             lines.append(f"  missing data: {', '.join(decision.missing)}")
+    facts = getattr(result, "facts", None)
+    if facts is not None and facts.text_evidence:
+        lines.append("")
+        lines.append("how free text was read:")
+        for t in facts.text_evidence:
+            cue = f" by '{t.cue}'" if t.cue else ""
+            lines.append(f"  {t.reference}  {t.concept}: {t.context}{cue} ('{t.words}')")
     return lines
 
 

@@ -85,7 +85,31 @@ def _require_usable(prefetch: Prefetch) -> None:
         )
 
 
-def _decision_entry(item: OrderEvaluation) -> dict[str, Any]:
+# The trail shows how free text was read, at most this many readings per order.
+MAX_TEXT_FINDINGS = 50
+
+
+def _text_findings(item: OrderEvaluation, facts: PatientFacts) -> list[dict[str, Any]]:
+    """How text was read for this decision: first what its criteria cite, then the rest.
+
+    The words are the patient's record: they go to the EHR that sent them, never to the audit
+    store or the logs.
+    """
+    cited = {ref for c in item.decision.criteria for ref in c.evidence}
+    readings = sorted(facts.text_evidence, key=lambda t: t.reference not in cited)
+    return [
+        {
+            "resource": t.reference,
+            "concept": t.concept,
+            "context": t.context,
+            "words": t.words,
+            "cue": t.cue,
+        }
+        for t in readings[:MAX_TEXT_FINDINGS]
+    ]
+
+
+def _decision_entry(item: OrderEvaluation, facts: PatientFacts) -> dict[str, Any]:
     decision = item.decision
     return {
         "order": decision.order.reference,
@@ -99,6 +123,7 @@ def _decision_entry(item: OrderEvaluation) -> dict[str, Any]:
         "advice": [a.code for a in decision.advice],
         "card": item.card["uuid"] if item.card else None,
         "consultId": f"urn:uuid:{item.consult_id}",
+        "textFindings": _text_findings(item, facts),
     }
 
 
@@ -154,6 +179,6 @@ def evaluate(
     response = hook_response(
         [r.card for r in results if r.card],
         [r.action for r in results if r.action],
-        [_decision_entry(r) for r in results],
+        [_decision_entry(r, facts) for r in results],
     )
     return Evaluation(hook, language, tuple(results), facts, response, tuple(gathered.unavailable))

@@ -802,7 +802,7 @@ class TextReader:
                 by_sentence.setdefault(sentence[i], set()).add(HISTORICAL)  # a past year
         cues["by_sentence"] = by_sentence
         if "qual" in roles:
-            quals = self._qualifiers(doc, roles["qual"], forms, keywords)
+            quals = self._qualifiers(doc, roles["qual"], forms, keywords, grades)
             severe = [sp for sp in roles["qual"] if sp.payload[1] == "severe"]
             severe_marks = ({sp.end for sp in severe}, {sp.start for sp in severe})
         else:
@@ -1043,11 +1043,17 @@ class TextReader:
         return label_tokens
 
     def _qualifiers(
-        self, doc: _Doc, spans: list[_Span], forms: list[str], keywords: list[_Span]
+        self,
+        doc: _Doc,
+        spans: list[_Span],
+        forms: list[str],
+        keywords: list[_Span],
+        grades: list[tuple[int, float]],
     ) -> dict[int, frozenset[str]]:
         """Qualifiers per clause. A clause of qualifiers alone ("krachtsverlies, neemt toe")
         belongs to the clause before it in the same sentence."""
         finding_clauses = {doc.clause[k.start] for k in keywords}
+        finding_clauses.update(doc.clause[g] for g, _ in grades)
         found: dict[int, set[str]] = {}
         for span in spans:
             before = forms[span.start - 1] if span.start else ""

@@ -228,6 +228,21 @@ CASES = [
     case("mri-prior-mri-report-200d-mrc-4-after", INDICATED, [NEURO], APPROPRIATE, INFO),
     case("mri-weakness-before-prior-mri-report-200d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),  # noqa: E501
     case("xray-prior-xray-procedure-100d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
+    # --- GP journal lines read in context (text_context.json): one per context family
+    case("gp-safety-net-line-stays-not-indicated", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("gp-family-history-of-cancer-is-no-red-flag", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
+    case("gp-historical-vertebral-fracture-is-no-trauma", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
+    case("gp-suspected-cauda-equina-is-urgent", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-suspected-malignancy-without-findings", INSUFFICIENT, [RED_FLAG], NO_RATING, INFO),
+    case("gp-subjective-numbness-is-no-deficit", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
+    case("gp-text-examination-counts-as-examined", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    # --- the examples of issue 9, as a GP writes them
+    case("gp-severe-pain-a-month-after-discectomy", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-saddle-numbness-in-text", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-no-micturition-since-last-night", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-iv-drug-use-with-fever-in-text", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-reflex-loss-with-known-cancer", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("gp-bilateral-mrc-4-in-text", URGENT, [NEURO], APPROPRIATE, CRITICAL),
 ]
 # fmt: on
 
