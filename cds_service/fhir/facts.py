@@ -364,7 +364,9 @@ class _Builder:
             if codes_first and concept in EPISODE_CONCEPTS and concept not in hits:
                 continue  # the code says what the resource is
             if len(self.text_evidence) < _MAX_TEXT_EVIDENCE:
-                evidence = TextEvidence(self.reading, concept, found.context, found.words, found.cue)
+                evidence = TextEvidence(
+                    self.reading, concept, found.context, found.words, found.cue
+                )
                 self.text_evidence.setdefault(evidence, None)
             context = found.context
             if context == "affirmed":

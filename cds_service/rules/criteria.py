@@ -333,9 +333,7 @@ def cauda_equina(ctx: Context) -> CriterionResult | None:
     suspected = recent_suspicions(ctx, "cauda-equina")
     if suspected:
         # POLICY "Suspected": the clinician's suspicion of a cauda equina is itself the alarm
-        return CriterionResult(
-            "red-flag", MET, "cauda-equina-suspected", URGENT, _refs(suspected)
-        )
+        return CriterionResult("red-flag", MET, "cauda-equina-suspected", URGENT, _refs(suspected))
     if sphincter:
         # Long-standing incontinence is common and not an alarm sign; say it was looked at.
         return CriterionResult(

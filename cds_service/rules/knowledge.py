@@ -906,17 +906,25 @@ def _load_context(
         ids = entry.get("not_for", [])
         for cid in ids if isinstance(ids, list) else [None]:
             if cid not in concepts:
-                raise _fail(path, _line(entry, "not_for"), f"sections.{name}: unknown concept {cid!r}")
+                raise _fail(
+                    path, _line(entry, "not_for"), f"sections.{name}: unknown concept {cid!r}"
+                )
         section_exempt[name] = frozenset(ids)
         one_sentence = entry.get("scope", "section") == "sentence"
         if entry.get("scope", "section") not in ("section", "sentence"):
-            raise _fail(path, _line(entry, "scope"), f"sections.{name}: scope is section or sentence")
+            raise _fail(
+                path, _line(entry, "scope"), f"sections.{name}: scope is section or sentence"
+            )
         context = entry.get("context")
         if context is not None and context not in CUE_FAMILIES:
             raise _fail(path, _line(entry, "context"), f"sections.{name}: unknown context")
         source = entry.get("source")
         if source not in (None, "examined", "reported"):
-            raise _fail(path, _line(entry, "source"), f"sections.{name}: source must be examined or reported")
+            raise _fail(
+                path,
+                _line(entry, "source"),
+                f"sections.{name}: source must be examined or reported",
+            )
         for label in _phrase_list(path, entry, "labels", f"sections.{name}.labels"):
             sections[label] = (name, context, source, one_sentence)
 
@@ -936,12 +944,16 @@ def _load_context(
             raise _fail(path, contexts.lines[name], f"contexts.{name} must be a mapping")
         _check_keys(path, entry, _FAMILY_KEYS, {"pre"}, f"contexts.{name}")
         applies = entry.get("applies_to", [])
-        for index, cid in enumerate(applies if isinstance(applies, list) else [None]):
+        for cid in applies if isinstance(applies, list) else [None]:
             if cid not in concepts:
-                raise _fail(path, _line(entry, "applies_to"), f"contexts.{name}: unknown concept {cid!r}")
+                raise _fail(
+                    path, _line(entry, "applies_to"), f"contexts.{name}: unknown concept {cid!r}"
+                )
         scope = entry.get("scope", "clause")
         if scope not in ("clause", "sentence"):
-            raise _fail(path, _line(entry, "scope"), f"contexts.{name}: scope is clause or sentence")
+            raise _fail(
+                path, _line(entry, "scope"), f"contexts.{name}: scope is clause or sentence"
+            )
         families[name] = Family(
             name,
             window=number(entry, "window", 0, 20, 0),
@@ -956,9 +968,11 @@ def _load_context(
             absence = words(entry, "absence")
         if "absence_is_finding" in entry:
             ids = entry["absence_is_finding"]
-            for index, cid in enumerate(ids if isinstance(ids, list) else [None]):
+            for cid in ids if isinstance(ids, list) else [None]:
                 if cid not in concepts:
-                    raise _fail(path, _line(entry, "absence_is_finding"), f"unknown concept {cid!r}")
+                    raise _fail(
+                        path, _line(entry, "absence_is_finding"), f"unknown concept {cid!r}"
+                    )
             absence_ids = frozenset(ids)
         if "forms" in entry:
             form_map = entry["forms"]
@@ -992,12 +1006,20 @@ def _load_context(
             regional[cid] = [p for ps in _phrases(path, generic, cid, cid).values() for p in ps]
         elsewhere = words(regions, "elsewhere")
     results = _map(path, data, "examination_results")
-    _check_keys(path, results, {"items", "abnormal", "normal"}, {"items", "abnormal", "normal"}, "examination_results")
+    _check_keys(
+        path,
+        results,
+        {"items", "abnormal", "normal"},
+        {"items", "abnormal", "normal"},
+        "examination_results",
+    )
     items = _map(path, results, "items")
     exam_items: dict[str, str] = {}
     for item, deficit in items.items():
         if item not in concepts or (deficit and deficit not in concepts):
-            raise _fail(path, items.lines[item], f"examination_results.items: unknown concept in {item!r}")
+            raise _fail(
+                path, items.lines[item], f"examination_results.items: unknown concept in {item!r}"
+            )
         exam_items[item] = deficit or ""
 
     qualifiers = _map(path, data, "qualifiers")

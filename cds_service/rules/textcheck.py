@@ -265,13 +265,14 @@ def score(reader: TextReader, entries: Sequence[Entry]) -> Score:
 
 def report_lines(result: Score, *, errors: bool = True) -> list[str]:
     """The score as a plain-text table, then (optionally) every error with the reading."""
-    m = result.micro
+    m, red = result.micro, result.red_flags
+    languages = ", ".join(f"{k} {v}" for k, v in sorted(result.languages.items()))
     lines = [
-        f"entries: {result.entries} ({', '.join(f'{k} {v}' for k, v in sorted(result.languages.items()))})",
+        f"entries: {result.entries} ({languages})",
         f"micro: precision {m.precision:.3f}  recall {m.recall:.3f}  F1 {m.f1:.3f}"
         f"  (tp {m.tp}, fp {m.fp}, fn {m.fn})",
-        f"red-flag recall: {result.red_flags.recall:.3f}  precision {result.red_flags.precision:.3f}"
-        f"  (tp {result.red_flags.tp}, fp {result.red_flags.fp}, fn {result.red_flags.fn})",
+        f"red-flag recall: {red.recall:.3f}  precision {red.precision:.3f}"
+        f"  (tp {red.tp}, fp {red.fp}, fn {red.fn})",
         f"qualifiers read: {result.qualifiers.recall:.3f}"
         f" ({result.qualifiers.tp} of {result.qualifiers.tp + result.qualifiers.fn})",
         f"median reading time per entry: {result.median_microseconds:.1f} µs",

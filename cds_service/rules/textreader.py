@@ -63,10 +63,11 @@ def fold_keep_length(text: str) -> str:
     lowered = text.lower()
     if lowered.isascii():
         return lowered
-    return lowered.translate(_fold_table(frozenset(ch for ch in lowered if ord(ch) > 127)))
+    return lowered.translate(_fold_table(frozenset(_NON_ASCII.findall(lowered))))
 
 
 _FOLD_CACHE: dict[str, str] = {}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _fold_table(chars: frozenset[str]) -> dict[int, str]:
@@ -92,7 +93,9 @@ def phrase_words(phrase: str) -> tuple[str, ...]:
         tokens = [t for t, _, _ in _tokens(fold_keep_length(chunk.rstrip("*") if stem else chunk))]
         if stem:
             if len(tokens) != 1 or len(tokens[0]) < 3:
-                raise ValueError(f"phrase {phrase!r}: a stem needs one word of 3 letters before '*'")
+                raise ValueError(
+                    f"phrase {phrase!r}: a stem needs one word of 3 letters before '*'"
+                )
             tokens = [tokens[0] + "*"]
         words.extend(tokens)
     if not words:
@@ -228,8 +231,7 @@ class TextFinding(NamedTuple):
         return f"{self.concept}: {how} ('{self.words}'){tail}"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """The findings of one text, and whether the text was cut at the size limit."""
 
     findings: tuple[TextFinding, ...]
@@ -246,20 +248,31 @@ class _Span:
     nested: bool = False  # inside a longer keyword of another concept
 
 
-@dataclass(slots=True)
 class _Doc:
     """A tokenised text and its structure: sentence, clause, list group and section per token."""
 
-    text: str
-    tokens: list[str]
-    starts: list[int]
-    ends: list[int]
-    sentence: list[int] = field(default_factory=list)
-    clause: list[int] = field(default_factory=list)
-    group: list[int] = field(default_factory=list)
-    item_start: list[int] = field(default_factory=list)
-    section: list[str | None] = field(default_factory=list)
-    section_start: list[int] = field(default_factory=list)
+    __slots__ = (
+        "clause",
+        "ends",
+        "group",
+        "item_start",
+        "section",
+        "section_start",
+        "sentence",
+        "starts",
+        "text",
+        "tokens",
+    )
+
+    def __init__(self, text: str, tokens: list[str], starts: list[int], ends: list[int]) -> None:
+        self.text, self.tokens, self.starts, self.ends = text, tokens, starts, ends
+        # set by _structure and _sections
+        self.sentence: list[int] = []
+        self.clause: list[int] = []
+        self.group: list[int] = []
+        self.item_start: list[int] = []
+        self.section: list[str | None] = []
+        self.section_start: list[int] = []
 
     def surface(self, start: int, end: int) -> str:
         """The words of tokens [start, end) as written."""
@@ -271,9 +284,10 @@ class _Doc:
 class _Bucket:
     """The phrases that start with one word: one-word phrases, then by their second word."""
 
-    __slots__ = ("by_second", "single", "stem_second")
+    __slots__ = ("by_second", "multi", "single", "stem_second")
 
     def __init__(self) -> None:
+        self.multi = False  # any phrase of more than one word
         self.single: list[Any] = []
         self.by_second: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
         self.stem_second: list[tuple[tuple[str, ...], Any, bool]] = []
@@ -303,6 +317,7 @@ class _PhraseIndex:
         else:
             bucket = self.exact.setdefault(first, _Bucket())
         self._words.update(w for w in words if not w.endswith("*"))
+        bucket.multi = bucket.multi or len(words) > 1
         if len(words) == 1:
             bucket.single.append(payload)
         elif words[1].endswith("*"):
@@ -325,7 +340,11 @@ class _PhraseIndex:
         for i, token in enumerate(forms):
             bucket = exact.get(token)
             if bucket is not None:
-                match(found, forms, hard, i, bucket, gap, n)
+                if bucket.multi:
+                    match(found, forms, hard, i, bucket, gap, n)
+                else:
+                    for payload in bucket.single:
+                        found.append(_Span(i, i + 1, payload))
             if shortest and token[:shortest] in heads:
                 for length in lengths:
                     if length > len(token):
@@ -626,9 +645,7 @@ class TextReader:
         good = [
             c
             for c in candidates
-            if c[0] == token[0]
-            and len(c) >= self.rules.typo_min_length
-            and _one_edit(token, c)
+            if c[0] == token[0] and len(c) >= self.rules.typo_min_length and _one_edit(token, c)
         ]
         if not good:
             return None
@@ -784,7 +801,7 @@ class TextReader:
                         covered[j] = True
             cues = self._cues(roles, covered)
         else:
-            cues = {"families": set()}
+            cues = {"families": set(), "roles": {}}
         by_sentence: dict[int, set[str]] = {}
         sentence = doc.sentence
         for span in roles.get("cue", ()):
@@ -866,11 +883,15 @@ class TextReader:
             q = set(quals.get(doc.clause[index], frozenset()))
             if index in falling:
                 q.add("progressive")
-            words = doc.surface(max(0, index - 1) if forms[index - 1 : index] == ["mrc"] else index,
-                                index + 1)
+            words = doc.surface(
+                max(0, index - 1) if forms[index - 1 : index] == ["mrc"] else index, index + 1
+            )
             section = doc.section[index]
-            emit(TextFinding("muscle-strength", words, context, cue, frozenset(q), grade, section,
-                             True))
+            emit(
+                TextFinding(
+                    "muscle-strength", words, context, cue, frozenset(q), grade, section, True
+                )
+            )
             weak = grade <= rules.mrc_deficit_max
             if not weak and grade < 5:
                 continue  # "5-/5": no proof of full strength, no deficit either
@@ -984,7 +1005,12 @@ class TextReader:
                 by_start,
                 [s.start for s in by_start],
             )
-        result["families"] = {family for (family, _), entry in result.items() if entry[0]}
+        roles_of: dict[str, dict[str, Any]] = {}
+        for (family, role), entry in result.items():
+            if entry[0]:
+                roles_of.setdefault(family, {})[role] = entry
+        result["roles"] = roles_of
+        result["families"] = set(roles_of)
         return result
 
     def _sections(
@@ -1067,7 +1093,8 @@ class TextReader:
             clause = doc.clause[span.start]
             if clause not in finding_clauses:
                 k = span.start - 1
-                while k >= 0 and doc.sentence[k] == doc.sentence[span.start]:
+                lowest = max(-1, span.start - 12)  # a bounded look back: linear time
+                while k > lowest and doc.sentence[k] == doc.sentence[span.start]:
                     if doc.clause[k] in finding_clauses:
                         clause = doc.clause[k]
                         break
@@ -1111,10 +1138,8 @@ class TextReader:
                 continue
             if family == SUSPECTED and concept in self._measurements:
                 continue  # "sens twijfelachtig verminderd": the examination was done
-            if self._blocked(doc, cues, span, rules):
-                continue
             cue = self._family_cue(doc, span, cues, rules, concept, absence_starts)
-            if cue is not None:
+            if cue is not None and not self._blocked(doc, cues, span, rules):
                 found[family] = cue
                 break
         if found:
@@ -1154,9 +1179,12 @@ class TextReader:
             mark = self._question(doc, span)
             if mark is not None:
                 return mark
+        fam = cues["roles"].get(name)
+        if not fam:
+            return self._year_near(doc, span) if name == HISTORICAL else None
         # a cue inside the keyword's gap words: "kracht niet verminderd"
         for role in ("pre",):
-            entry = cues.get((name, role))
+            entry = fam.get(role)
             if entry and span.inner:
                 _, _, spans, cue_starts = entry
                 lo = bisect.bisect_left(cue_starts, start)
@@ -1165,34 +1193,29 @@ class TextReader:
                         break
                     if cue.start in span.inner:
                         return doc.surface(cue.start, cue.end)
-        # pre cues: the nearest cue ending at or before the keyword, in scope
-        entry = cues.get((name, "pre"))
+        # pre cues: the nearest cue ending at or before the keyword, in scope (when the nearest
+        # is out of scope — another group, a terminator between — every earlier one is too)
+        entry = fam.get("pre")
         if entry:
             spans, cue_ends, _, _ = entry
             k = bisect.bisect_right(cue_ends, start) - 1
-            while k >= 0:
-                cue = spans[k]
-                if self._pre_in_scope(doc, cues, cue, start, family):
-                    return doc.surface(cue.start, cue.end)
-                if doc.sentence[cue.start] != doc.sentence[start]:
-                    break
-                k -= 1
-                if family.sentence_scope:
-                    continue
-                break
-        entry = cues.get((name, "sentence_pre"))
+            if k >= 0 and self._pre_in_scope(doc, cues, spans[k], start, family):
+                return doc.surface(spans[k].start, spans[k].end)
+        entry = fam.get("sentence_pre")
         if entry:
             spans, cue_ends, _, _ = entry
             k = bisect.bisect_right(cue_ends, start) - 1
             if k >= 0:
                 cue = spans[k]
-                if doc.sentence[cue.start] == doc.sentence[start] and not self._terminated(
-                    cues, cue.end, start, family
-                ) and not self._broken(doc, cue.end, start):
+                if (
+                    doc.sentence[cue.start] == doc.sentence[start]
+                    and not self._terminated(cues, cue.end, start, family)
+                    and not self._broken(doc, cue.end, start)
+                ):
                     return doc.surface(cue.start, cue.end)
         # cues that open a scope only when a closer follows ("bij koorts ... contact opnemen")
-        entry = cues.get((name, "closed"))
-        closers = cues.get((name, "closer"))
+        entry = fam.get("closed")
+        closers = fam.get("closer")
         if entry and closers:
             spans, cue_ends, _, _ = entry
             k = bisect.bisect_right(cue_ends, start) - 1
@@ -1209,7 +1232,7 @@ class TextReader:
                         if doc.sentence[closer.start] == doc.sentence[start]:
                             return doc.surface(cue.start, cue.end)
         # post cues: the nearest cue starting after the keyword, in the same clause
-        entry = cues.get((name, "clause_post"))
+        entry = fam.get("clause_post")
         if entry:
             _, _, spans, cue_starts = entry
             j = bisect.bisect_left(cue_starts, end)
@@ -1218,7 +1241,7 @@ class TextReader:
                 if cue.end >= len(doc.tokens) or doc.clause[cue.end] != doc.clause[cue.start]:
                     return doc.surface(cue.start, cue.end)  # it closes the clause
         for role in ("post", "colon", "normal"):
-            entry = cues.get((name, role))
+            entry = fam.get(role)
             if not entry:
                 continue
             _, _, spans, cue_starts = entry
@@ -1246,7 +1269,12 @@ class TextReader:
         for k in range(span.start - 1, max(-1, span.start - 3), -1):
             if tokens[k] == "?":
                 before = tokens[k - 1] if k else "\n"
-                if before in _PUNCT or before in ("(", "?") or k == 0 or doc.section[k - 1] != doc.section[k]:
+                if (
+                    before in _PUNCT
+                    or before in ("(", "?")
+                    or k == 0
+                    or doc.section[k - 1] != doc.section[k]
+                ):
                     return "?"
                 break
             if tokens[k] in _PUNCT:
@@ -1447,17 +1475,36 @@ class TextReader:
                 k = bisect.bisect_left(cue_starts, span.end)
                 if k < len(cue_starts) and cue_starts[k] < found.start:
                     cue = doc.surface(cue_starts[k], cue_starts[k] + 1)
-                    emit(TextFinding(deficit, words, family, cue, finding.qualifiers, None,
-                                     finding.section, True))
+                    emit(
+                        TextFinding(
+                            deficit,
+                            words,
+                            family,
+                            cue,
+                            finding.qualifiers,
+                            None,
+                            finding.section,
+                            True,
+                        )
+                    )
                     return
         if found.payload[1] == "abnormal":
-            emit(TextFinding(deficit, words, AFFIRMED, None, finding.qualifiers, None,
-                             finding.section, True))
+            emit(
+                TextFinding(
+                    deficit, words, AFFIRMED, None, finding.qualifiers, None, finding.section, True
+                )
+            )
         else:
             emit(
                 TextFinding(
-                    deficit, words, NEGATED, doc.surface(found.start, found.end),
-                    finding.qualifiers, None, finding.section, True,
+                    deficit,
+                    words,
+                    NEGATED,
+                    doc.surface(found.start, found.end),
+                    finding.qualifiers,
+                    None,
+                    finding.section,
+                    True,
                 )
             )
 
@@ -1484,9 +1531,7 @@ class TextReader:
     def _severity_beside(span: _Span, marks: tuple[set[int], set[int]]) -> bool:
         """A severity word right before or after the span ("forse rugpijn", "LBP, severe")."""
         ends, starts = marks
-        return bool(
-            {span.start, span.start - 1} & ends or {span.end, span.end + 1} & starts
-        )
+        return bool({span.start, span.start - 1} & ends or {span.end, span.end + 1} & starts)
 
     @staticmethod
     def _falling_grades(doc: _Doc, grades: list[tuple[int, float]]) -> set[int]:
@@ -1515,9 +1560,13 @@ class TextReader:
             elif t in ("mrc", "kracht", "kr", "strength", "power"):
                 # "MRC 4", "MRC-graad 3", "kracht voetheffers li 4", "power 4 L EHL"
                 j = i + 1
-                while j < n and j <= i + 4 and (
-                    forms[j] in ("graad", "grade", "score", ":")
-                    or (forms[j].isalpha() and forms[j] not in _PUNCT)
+                while (
+                    j < n
+                    and j <= i + 4
+                    and (
+                        forms[j] in ("graad", "grade", "score", ":")
+                        or (forms[j].isalpha() and forms[j] not in _PUNCT)
+                    )
                 ):
                     j += 1
                 if j < n and forms[j].isdigit() and len(forms[j]) == 1 and forms[j] <= "5":
@@ -1607,8 +1656,3 @@ def _one_edit(a: str, b: str) -> bool:
     while i < len(a) and a[i] == b[i]:
         i += 1
     return a[i:] == b[i + 1 :]
-
-
-def read_all(reader: TextReader, texts: Iterable[str]) -> list[TextFinding]:
-    """The findings of several texts, in order."""
-    return [f for text in texts for f in reader.read(text).findings]

@@ -230,7 +230,7 @@ CASES = [
     case("xray-prior-xray-procedure-100d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
     # --- GP journal lines read in context (text_context.json): one per context family
     case("gp-safety-net-line-stays-not-indicated", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
-    case("gp-family-history-of-cancer-is-no-red-flag", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
+    case("gp-family-history-of-cancer-is-no-red-flag", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("gp-historical-vertebral-fracture-is-no-trauma", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
     case("gp-suspected-cauda-equina-is-urgent", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("gp-suspected-malignancy-without-findings", INSUFFICIENT, [RED_FLAG], NO_RATING, INFO),

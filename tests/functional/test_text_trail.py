@@ -1,4 +1,4 @@
-"""How free text was read, in the decision trail: in the response, in the CLI, never in the audit."""
+"""How free text was read, in the decision trail: the response, the CLI, never the audit."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def journal_request() -> dict:
                 "status": "final",
                 "code": {
                     "coding": [
-                        {"system": "http://fhir.nl/fhir/NamingSystem/journaalregeltypen", "code": "P"}
+                        {
+                            "system": "http://fhir.nl/fhir/NamingSystem/journaalregeltypen",
+                            "code": "P",
+                        }
                     ]
                 },
                 "subject": {"reference": "Patient/sample-patient-1"},

@@ -163,7 +163,9 @@ def test_typing_errors_are_tolerated_but_never_turn_a_negation(knowledge: Knowle
 
 def test_compounds_and_side_prefixes(knowledge: Knowledge) -> None:
     assert "malignancy" in affirmed(knowledge, "prostaatkanker")
-    weakness = [f for f in read(knowledge, "O: parese rechterbeen") if f.concept == "muscle-weakness"]
+    weakness = [
+        f for f in read(knowledge, "O: parese rechterbeen") if f.concept == "muscle-weakness"
+    ]
     assert weakness and "right" in weakness[0].qualifiers
 
 

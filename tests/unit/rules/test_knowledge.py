@@ -412,7 +412,11 @@ def test_orders_unknown_modality(mappings: Path) -> None:
 
 
 def test_context_unknown_concept_in_absence_list(mappings: Path) -> None:
-    edit(mappings / "context.yaml", "absence_is_finding: [reflex-loss,", "absence_is_finding: [reflex-lost,")
+    edit(
+        mappings / "context.yaml",
+        "absence_is_finding: [reflex-loss,",
+        "absence_is_finding: [reflex-lost,",
+    )
     assert "unknown concept 'reflex-lost'" in load_error(mappings)
 
 
