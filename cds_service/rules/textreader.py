@@ -108,17 +108,20 @@ def _tokens(folded: str) -> list[tuple[str, int, int]]:
     out: list[tuple[str, int, int]] = []
     for m in _TOKEN.finditer(folded):
         kind = m.lastgroup
-        if kind == "join":
-            continue
-        token = m.group()
-        if kind == "abbr":
-            token = token.replace(".", "")
-        elif kind == "level":
-            token = token.replace(" ", "")
-        elif kind == "num":
-            token = token.replace(",", ".")
-        out.append((token, m.start(), m.end()))
+        if kind != "join":
+            out.append((_normal_token(kind, m.group()), m.start(), m.end()))
     return out
+
+
+def _normal_token(kind: str | None, token: str) -> str:
+    """A token as the phrases hold it: "i.v." -> "iv", "L4 - L5" -> "l4-l5", "38,5" -> "38.5"."""
+    if kind == "abbr":
+        return token.replace(".", "")
+    if kind == "level":
+        return token.replace(" ", "")
+    if kind == "num":
+        return token.replace(",", ".")
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,12 +601,8 @@ class TextReader:
                         continue  # "pt. heeft", "evt. fysio": an abbreviation's dot
             elif kind == "join":
                 continue
-            elif kind == "abbr":
-                token = token.replace(".", "")
-            elif kind == "level":
-                token = token.replace(" ", "")
-            elif kind == "num":
-                token = token.replace(",", ".")
+            elif kind != "sign":
+                token = _normal_token(kind, token)
             add_token(token)
             add_start(start)
             add_end(end)

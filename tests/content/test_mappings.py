@@ -12,6 +12,7 @@ import yaml
 
 from cds_service.rules.knowledge import DEFAULT_MAPPINGS_DIR, Knowledge, load_knowledge
 from cds_service.rules.textmatch import normalise
+from cds_service.rules.textreader import CUE_FAMILIES
 
 MAPPINGS = DEFAULT_MAPPINGS_DIR
 VALUESETS = sorted((MAPPINGS / "valuesets").glob("*.csv"))
@@ -272,14 +273,7 @@ def test_context_lists_are_in_the_mappings() -> None:
     context = read_yaml("context.yaml")
     assert set(context["qualifiers"]) == {"severe", "progressive", "bilateral", "left", "right"}
     assert "reflex-loss" in context["contexts"]["negated"]["absence_is_finding"]
-    assert set(context["contexts"]) == {
-        "negated",
-        "conditional",
-        "family",
-        "historical",
-        "suspected",
-        "reported",
-    }
+    assert set(context["contexts"]) == set(CUE_FAMILIES)
 
 
 @pytest.mark.parametrize(
