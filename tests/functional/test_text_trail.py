@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from sqlalchemy import select
 
@@ -115,3 +117,15 @@ def test_textcheck_refuses_a_broken_corpus(capsys, tmp_path) -> None:
     (tmp_path / "bad.yaml").write_text("- {id: x, lang: nl, text: koorts, affirmed: [fevr]}\n")
     assert main(["textcheck", "--corpus", str(tmp_path)]) == 2
     assert "unknown concept 'fevr'" in capsys.readouterr().err
+
+
+def test_textcheck_into_a_closed_pipe_is_quiet() -> None:
+    command = [sys.executable, "-m", "cds_service.cli", "textcheck"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, **pipes) as process:  # noqa: S603 - our own CLI
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # like `| head -1`
+        error = process.stderr.read()
+        assert process.wait(timeout=60) == 0
+    assert b"Traceback" not in error
