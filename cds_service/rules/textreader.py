@@ -47,8 +47,6 @@ _TOKEN = re.compile(
     r"|(?P<punct>[.;:,!\n])"
 )
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
-# cue roles that never give a context on their own (they end, block or close a scope)
-_SCOPE_LESS_ROLES = frozenset({"pseudo", "term", "blocker", "closer"})
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
 _PUNCT_OR_DASH = _PUNCT | {"-"}
 _UNIT_AFTER_NUMBER = frozenset(
@@ -428,6 +426,74 @@ class _PhraseIndex:
         found.append(_Span(i, j, payload, tuple(inner)))
 
 
+class _CueSet:
+    """The cues of one text, by sentence, with the positions of terminators, blockers, closers.
+
+    A cue inside a keyword ("geen eerdere rugklachten") or covered by a pseudo phrase of its
+    family ("geen verbetering") is no cue. A finding looks at the cues of its own sentence
+    within `REACH` words only: every scope ends at the sentence, and the bound keeps the cost
+    per finding constant, so reading stays linear in the text.
+    """
+
+    __slots__ = ("blockers", "closers", "families_in", "scoped", "scoped_starts", "terms")
+    BACK, AHEAD = 40, 12
+
+    def __init__(self, spans: list[_Span], covered: list[bool], sentence: list[int]) -> None:
+        hidden: dict[tuple[str, int], int] = {}
+        for span in spans:
+            _, family, role = span.payload
+            if role == "pseudo":
+                for j in range(span.start, span.end):
+                    key = (family, j)
+                    hidden[key] = max(hidden.get(key, -1), span.end)
+        self.scoped: dict[int, list[_Span]] = {}
+        self.terms: dict[str, list[int]] = {}
+        self.blockers: dict[str, list[_Span]] = {}
+        self.closers: dict[str, list[int]] = {}
+        self.families_in: dict[int, set[str]] = {}
+        for span in spans:
+            _, family, role = span.payload
+            if role == "pseudo" or any(covered[span.start : span.end]):
+                continue
+            if hidden and hidden.get((family, span.start), -1) >= span.end:
+                continue
+            if role == "term":
+                self.terms.setdefault(family, []).append(span.start)
+            elif role == "blocker":
+                self.blockers.setdefault(family, []).append(span)
+            elif role == "closer":
+                self.closers.setdefault(family, []).append(span.start)
+            else:
+                s = sentence[span.start]
+                self.scoped.setdefault(s, []).append(span)
+                self.families_in.setdefault(s, set()).add(family)
+        self.scoped_starts = {s: [c.start for c in cs] for s, cs in self.scoped.items()}
+
+    def near(self, sentence: int, low: int, high: int) -> list[_Span]:
+        """The cues of a sentence starting in [low, high), in token order."""
+        cues = self.scoped.get(sentence)
+        if not cues:
+            return []
+        starts = self.scoped_starts[sentence]
+        return cues[bisect.bisect_left(starts, low) : bisect.bisect_left(starts, high)]
+
+    def terminated(self, family: str, begin: int, end: int) -> bool:
+        """True when a terminator of the family starts in [begin, end)."""
+        starts = self.terms.get(family)
+        if not starts:
+            return False
+        k = bisect.bisect_left(starts, begin)
+        return k < len(starts) and starts[k] < end
+
+    def closer_after(self, family: str, end: int) -> int | None:
+        """The first closer of the family starting at or after `end`."""
+        starts = self.closers.get(family)
+        if not starts:
+            return None
+        k = bisect.bisect_left(starts, end)
+        return starts[k] if k < len(starts) else None
+
+
 class TextReader:
     """Reads concept findings and their context from free text (see the module docstring)."""
 
@@ -798,15 +864,11 @@ class TextReader:
                 for j in range(span.start, span.end):
                     if not inner or j not in inner:
                         covered[j] = True
-            cues = self._cues(roles, covered)
+            cues = _CueSet(roles["cue"], covered, doc.sentence)
         else:
-            cues = {"families": set(), "roles": {}}
-        by_sentence: dict[int, set[str]] = {}
+            cues = _CueSet([], [], doc.sentence)
+        by_sentence = cues.families_in
         sentence = doc.sentence
-        for span in roles.get("cue", ()):
-            _, family, role = span.payload
-            if role not in _SCOPE_LESS_ROLES:
-                by_sentence.setdefault(sentence[span.start], set()).add(family)
         for i, t in enumerate(forms):
             if t == "?":
                 # a doubting "?" may stand just before the next sentence's first word
@@ -816,7 +878,6 @@ class TextReader:
         for i in numbers:
             if len(forms[i]) == 4 and forms[i][:2] in ("19", "20"):
                 by_sentence.setdefault(sentence[i], set()).add(HISTORICAL)  # a past year
-        cues["by_sentence"] = by_sentence
         if "qual" in roles:
             quals = self._qualifiers(doc, roles["qual"], forms, keywords, grades)
             severe = [sp for sp in roles["qual"] if sp.payload[1] == "severe"]
@@ -966,52 +1027,6 @@ class TextReader:
                 outer = span
         return kept
 
-    def _cues(self, roles: dict[str, list[_Span]], covered: list[bool]) -> dict[Any, Any]:
-        """Cue spans per family and role, without those inside keywords or pseudo phrases.
-
-        Each entry holds the spans sorted by end (for cues before a finding) and by start (for
-        cues after it), with their ends and starts for binary search.
-        """
-        pseudo: dict[str, list[_Span]] = {}
-        by: dict[tuple[str, str], list[_Span]] = {}
-        for span in roles.get("cue", []):
-            _, family, role = span.payload
-            if role == "pseudo":
-                pseudo.setdefault(family, []).append(span)
-            else:
-                by.setdefault((family, role), []).append(span)
-        # the pseudo phrase covering a token, per family (pseudo phrases are a few words long)
-        hidden: dict[str, dict[int, int]] = {}
-        for family, spans in pseudo.items():
-            reach = hidden.setdefault(family, {})
-            for p in spans:
-                for j in range(p.start, p.end):
-                    reach[j] = max(reach.get(j, -1), p.end)
-        result: dict[Any, Any] = {}
-        for (family, role), spans in by.items():
-            reach = hidden.get(family, {})
-            kept = [
-                s
-                for s in spans
-                if not any(covered[s.start : s.end]) and reach.get(s.start, -1) < s.end
-            ]
-            by_start = kept  # found in token order
-            ends = [s.end for s in kept]
-            by_end = kept if ends == sorted(ends) else sorted(kept, key=lambda s: (s.end, s.start))
-            result[(family, role)] = (
-                by_end,
-                [s.end for s in by_end],
-                by_start,
-                [s.start for s in by_start],
-            )
-        roles_of: dict[str, dict[str, Any]] = {}
-        for (family, role), entry in result.items():
-            if entry[0]:
-                roles_of.setdefault(family, {})[role] = entry
-        result["roles"] = roles_of
-        result["families"] = set(roles_of)
-        return result
-
     def _sections(
         self, doc: _Doc, forms: list[str], labels: list[_Span], line_section: str | None
     ) -> set[int]:
@@ -1115,14 +1130,14 @@ class TextReader:
         self,
         doc: _Doc,
         span: _Span,
-        cues: dict[Any, Any],
+        cues: _CueSet,
         concept: str,
         absence_starts: list[int],
     ) -> tuple[str, str | None]:
         """The context of one keyword span and the words of the cue that gave it."""
         if span.payload[2] == "form":
             return NEGATED, doc.surface(span.start, span.end)
-        sentence_families = cues["by_sentence"].get(doc.sentence[span.start])
+        sentence_families = cues.families_in.get(doc.sentence[span.start])
         if not sentence_families and doc.section[span.start] is None:
             return AFFIRMED, None
         found: dict[str, str] = {}
@@ -1154,7 +1169,7 @@ class TextReader:
                 and not (family.applies_to and concept not in family.applies_to)
                 and not (context == SUSPECTED and concept in self._measurements)
                 and concept not in self.rules.section_exempt.get(section, ())
-                and not self._terminated(cues, doc.section_start[span.start], span.start, family)
+                and not cues.terminated(context, doc.section_start[span.start], span.start)
                 and not self._blocked(doc, cues, span, family)
             ):
                 return context, f"{section}:"
@@ -1167,95 +1182,69 @@ class TextReader:
         self,
         doc: _Doc,
         span: _Span,
-        cues: dict[Any, Any],
+        cues: _CueSet,
         family: Family,
         concept: str,
         absence_starts: list[int],
     ) -> str | None:
+        """The words of the cue of one family that reaches the keyword span, if any."""
         name = family.name
         start, end = span.start, span.end
         if name == SUSPECTED:
             mark = self._question(doc, span)
             if mark is not None:
                 return mark
-        fam = cues["roles"].get(name)
-        if not fam:
-            return self._year_near(doc, span) if name == HISTORICAL else None
-        # a cue inside the keyword's gap words: "kracht niet verminderd"
-        for role in ("pre",):
-            entry = fam.get(role)
-            if entry and span.inner:
-                _, _, spans, cue_starts = entry
-                lo = bisect.bisect_left(cue_starts, start)
-                for cue in spans[lo:]:
-                    if cue.start >= end:
-                        break
-                    if cue.start in span.inner:
-                        return doc.surface(cue.start, cue.end)
-        # pre cues: the nearest cue ending at or before the keyword, in scope (when the nearest
-        # is out of scope — another group, a terminator between — every earlier one is too)
-        entry = fam.get("pre")
-        if entry:
-            spans, cue_ends, _, _ = entry
-            k = bisect.bisect_right(cue_ends, start) - 1
-            if k >= 0 and self._pre_in_scope(doc, cues, spans[k], start, family):
-                return doc.surface(spans[k].start, spans[k].end)
-        entry = fam.get("sentence_pre")
-        if entry:
-            spans, cue_ends, _, _ = entry
-            k = bisect.bisect_right(cue_ends, start) - 1
-            if k >= 0:
-                cue = spans[k]
-                if (
-                    doc.sentence[cue.start] == doc.sentence[start]
-                    and not self._terminated(cues, cue.end, start, family)
-                    and not self._broken(doc, cue.end, start)
-                ):
-                    return doc.surface(cue.start, cue.end)
-        # cues that open a scope only when a closer follows ("bij koorts ... contact opnemen")
-        entry = fam.get("closed")
-        closers = fam.get("closer")
-        if entry and closers:
-            spans, cue_ends, _, _ = entry
-            k = bisect.bisect_right(cue_ends, start) - 1
-            if k >= 0:
-                cue = spans[k]
-                if doc.group[cue.start] == doc.group[start] or (
-                    doc.sentence[cue.start] == doc.sentence[start]
-                    and self._opens_sentence(doc, cue.start)
-                ):
-                    _, _, closer_spans, closer_starts = closers
-                    j = bisect.bisect_left(closer_starts, end)
-                    if j < len(closer_spans):
-                        closer = closer_spans[j]
-                        if doc.sentence[closer.start] == doc.sentence[start]:
-                            return doc.surface(cue.start, cue.end)
-        # post cues: the nearest cue starting after the keyword, in the same clause
-        entry = fam.get("clause_post")
-        if entry:
-            _, _, spans, cue_starts = entry
-            j = bisect.bisect_left(cue_starts, end)
-            if j < len(spans) and doc.clause[spans[j].start] == doc.clause[start]:
-                cue = spans[j]
-                if cue.end >= len(doc.tokens) or doc.clause[cue.end] != doc.clause[cue.start]:
-                    return doc.surface(cue.start, cue.end)  # it closes the clause
-        for role in ("post", "colon", "normal"):
-            entry = fam.get(role)
-            if not entry:
+        pre = sentence_pre = closed = clause_post = None
+        after: list[_Span] = []
+        inner = span.inner
+        for cue in cues.near(doc.sentence[start], start - cues.BACK, end + cues.AHEAD):
+            if cue.payload[1] != name:
                 continue
-            _, _, spans, cue_starts = entry
-            j = bisect.bisect_left(cue_starts, end)
-            while j < len(spans):
-                cue = spans[j]
-                if self._post_in_scope(doc, cue, span, family, role, concept, absence_starts):
-                    return doc.surface(cue.start, cue.end)
-                if cue.start - end > family.post_window + 1:
-                    break
-                j += 1
+            role = cue.payload[2]
+            if cue.end <= start:
+                # the nearest cue before the keyword (when the nearest is out of scope —
+                # another group, a terminator between — every earlier one is too)
+                if role == "pre":
+                    pre = cue
+                elif role == "sentence_pre":
+                    sentence_pre = cue
+                elif role == "closed":
+                    closed = cue
+            elif cue.start >= end:
+                if role == "clause_post":
+                    if clause_post is None:
+                        clause_post = cue
+                elif role in ("post", "colon", "normal"):
+                    after.append(cue)
+            elif role == "pre" and inner and cue.start in inner:
+                return doc.surface(cue.start, cue.end)  # "kracht niet verminderd"
+        if pre is not None and self._pre_in_scope(doc, cues, pre, start, family):
+            return doc.surface(pre.start, pre.end)
+        if (
+            sentence_pre is not None
+            and not cues.terminated(name, sentence_pre.end, start)
+            and not self._broken(doc, sentence_pre.end, start)
+        ):
+            return doc.surface(sentence_pre.start, sentence_pre.end)
+        # a cue that opens a scope only when a closer follows ("bij koorts ... contact opnemen")
+        if closed is not None and (
+            doc.group[closed.start] == doc.group[start] or self._opens_sentence(doc, closed.start)
+        ):
+            closer = cues.closer_after(name, end)
+            if closer is not None and doc.sentence[closer] == doc.sentence[start]:
+                return doc.surface(closed.start, closed.end)
+        if clause_post is not None and doc.clause[clause_post.start] == doc.clause[start]:
+            cue = clause_post
+            if cue.end >= len(doc.tokens) or doc.clause[cue.end] != doc.clause[cue.start]:
+                return doc.surface(cue.start, cue.end)  # it closes the clause
+        for cue in after:
+            if cue.start - end > family.post_window + 1:
+                break
+            role = cue.payload[2]
+            if self._post_in_scope(doc, cue, span, family, role, concept, absence_starts):
+                return doc.surface(cue.start, cue.end)
         if name == HISTORICAL:
-            year = self._year_near(doc, span)
-            if year is not None:
-                return year
+            return self._year_near(doc, span)
         return None
 
     def _question(self, doc: _Doc, span: _Span) -> str | None:
@@ -1287,20 +1276,14 @@ class TextReader:
         return None
 
     @staticmethod
-    def _blocked(doc: _Doc, cues: dict[Any, Any], span: _Span, family: Family) -> bool:
+    def _blocked(doc: _Doc, cues: _CueSet, span: _Span, family: Family) -> bool:
         """True when a blocker of the family stands in the finding's clause ("vanochtend")."""
-        entry = cues.get((family.name, "blocker"))
-        if not entry:
+        blockers = cues.blockers.get(family.name)
+        if not blockers:
             return False
-        _, _, spans, cue_starts = entry
         clause = doc.clause[span.start]
-        k = bisect.bisect_left(cue_starts, max(0, span.start - 12))
-        for cue in spans[k:]:
-            if cue.start > span.end + 12:
-                break
-            if doc.clause[cue.start] == clause:
-                return True
-        return False
+        low, high = span.start - 12, span.end + 12
+        return any(low <= b.start <= high and doc.clause[b.start] == clause for b in blockers)
 
     def _broken(self, doc: _Doc, begin: int, end: int) -> bool:
         """True when a clause break word ("maar", "but") stands between two tokens."""
@@ -1314,18 +1297,18 @@ class TextReader:
         return doc.tokens[i - 1] == ":"
 
     def _pre_in_scope(
-        self, doc: _Doc, cues: dict[Any, Any], cue: _Span, start: int, family: Family
+        self, doc: _Doc, cues: _CueSet, cue: _Span, start: int, family: Family
     ) -> bool:
         if family.sentence_scope:
             if doc.sentence[cue.start] != doc.sentence[start]:
                 return False
-            return not self._terminated(cues, cue.end, start, family)
+            return not cues.terminated(family.name, cue.end, start)
         anchor = cue.start
         if cue.end < len(doc.tokens) and doc.tokens[cue.end] == ":" and cue.end + 1 <= start:
             anchor = cue.end + 1  # "Vader: multipel myeloom", "Alarmsymptomen: ..."
         if doc.group[anchor] != doc.group[start]:
             return False
-        if self._terminated(cues, cue.end, start, family):
+        if cues.terminated(family.name, cue.end, start):
             return False
         if family.window:
             # fewer than `window` words between the cue (or the list item's start) and it
@@ -1333,16 +1316,6 @@ class TextReader:
             if start - origin >= family.window:
                 return False
         return True
-
-    @staticmethod
-    def _terminated(cues: dict[Any, Any], begin: int, start: int, family: Family) -> bool:
-        """True when a terminator of the family stands between the cue and the keyword."""
-        entry = cues.get((family.name, "term"))
-        if not entry:
-            return False
-        _, _, _, cue_starts = entry
-        k = bisect.bisect_left(cue_starts, begin)
-        return k < len(cue_starts) and cue_starts[k] < start
 
     def _post_in_scope(
         self,
@@ -1412,7 +1385,7 @@ class TextReader:
         flavour: str,
         exam_clauses: set[int],
         grade_clauses: set[int],
-        cues: dict[Any, Any],
+        cues: _CueSet,
     ) -> tuple[bool, str | None]:
         """Whether a deficit word is an examination finding, else the cue that makes it reported."""
         section = doc.section[span.start]
@@ -1442,7 +1415,7 @@ class TextReader:
         span: _Span,
         finding: TextFinding,
         results: tuple[list[_Span], list[int]],
-        cues: dict[Any, Any],
+        cues: _CueSet,
         emit: Any,
     ) -> None:
         """An examined item's result in its clause: "APR re afwezig", "kr/sens/refl z.a."."""
@@ -1467,26 +1440,20 @@ class TextReader:
             return
         words = doc.surface(span.start, found.end)
         # a cue between the item and its result: "sens L5 twijfelachtig verminderd"
+        between = cues.near(doc.sentence[span.start], span.end, found.start)
         for family in (NEGATED, SUSPECTED):
-            entry = cues.get((family, "post")) or cues.get((family, "pre"))
-            if entry:
-                _, _, _, cue_starts = entry
-                k = bisect.bisect_left(cue_starts, span.end)
-                if k < len(cue_starts) and cue_starts[k] < found.start:
-                    cue = doc.surface(cue_starts[k], cue_starts[k] + 1)
-                    emit(
-                        TextFinding(
-                            deficit,
-                            words,
-                            family,
-                            cue,
-                            finding.qualifiers,
-                            None,
-                            finding.section,
-                            True,
-                        )
+            hit = next(
+                (c for c in between if c.payload[1] == family and c.payload[2] in ("post", "pre")),
+                None,
+            )
+            if hit is not None:
+                cue = doc.surface(hit.start, hit.start + 1)
+                emit(
+                    TextFinding(
+                        deficit, words, family, cue, finding.qualifiers, None, finding.section, True
                     )
-                    return
+                )
+                return
         if found.payload[1] == "abnormal":
             emit(
                 TextFinding(
@@ -1578,7 +1545,7 @@ class TextReader:
         return grades
 
     def _temperatures(
-        self, doc: _Doc, forms: list[str], keywords: list[_Span], cues: dict[Any, Any]
+        self, doc: _Doc, forms: list[str], keywords: list[_Span], cues: _CueSet
     ) -> list[TextFinding]:
         """A measured temperature ("temp 38,6", "T 38.2", "koorts 38,5", "afebrile (36.8)")."""
         anchors: dict[int, _Span] = {}
