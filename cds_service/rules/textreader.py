@@ -49,6 +49,8 @@ _TOKEN = re.compile(
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
 _PUNCT_OR_DASH = _PUNCT | {"-"}
+# tokens that can change the structure of a text (sentences, clauses, lists, brackets)
+_STRUCTURE_TOKENS = _PUNCT | {"-", "(", ")"}
 _UNIT_AFTER_NUMBER = frozenset(
     {"mg", "ml", "kg", "g", "gram", "mcg", "ug", "x", "keer", "stappen", "m", "km", "cm", "eh"}
 )
@@ -743,82 +745,110 @@ class TextReader:
 
     def _structure(
         self, doc: _Doc, forms: list[str], breaks: set[int], enders: set[int] = frozenset()
-    ) -> list[bool]:
-        """Sentence, clause, list group and item start per token; returns the hard stops.
+    ) -> None:
+        """Sentence, clause, list group and item start per token.
 
         A dash between words ("r/o CES - reports ...") ends a clause like a comma; a list item
         that states its own result ("SLR negatief, kracht en gevoel normaal") ends the list.
+        Only the tokens that change the structure are visited one by one: the runs of words
+        between them are filled at once.
         """
         tokens = forms
         n = len(tokens)
         answers = self._answers
-        breaks = set(breaks)
         text, starts, ends = doc.text, doc.starts, doc.ends
-        # "?" followed by an answer ("koorts? nee") belongs to the clause.
-        ends_sentence = [False] * n
-        for i, t in enumerate(tokens):
-            if t in _PUNCT_OR_DASH:
-                if t in SENTENCE_ENDS:
-                    ends_sentence[i] = not (t == "?" and i + 1 < n and tokens[i + 1] in answers)
-                elif (
-                    t == "-"
-                    and 0 < i < n - 1
-                    and tokens[i + 1] not in _PUNCT
-                    and text[starts[i] - 1 : starts[i]] == " "
-                    and text[ends[i] : ends[i] + 1] == " "
-                ):
-                    breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
-        # Does a list word follow in the same sentence before a clause ends otherwise?
-        list_ahead = [False] * (n + 1)
-        seen = False
-        for i in range(n - 1 if not self._list_words.isdisjoint(tokens) else -1, -1, -1):
+        marks = [i for i, t in enumerate(tokens) if t in _STRUCTURE_TOKENS]
+        breaks = set(breaks)
+        sentence_ends: set[int] = set()
+        for i in marks:
             t = tokens[i]
-            if ends_sentence[i] or t == ":" or i in breaks:
-                seen = False
-            elif t in self._list_words:
-                seen = True
-            list_ahead[i] = seen
-        sentence = [0] * n
-        clause = [0] * n
-        group = [0] * n
-        item_start = [0] * n
+            if t in SENTENCE_ENDS:
+                # "?" followed by an answer ("koorts? nee") belongs to the clause
+                if not (t == "?" and i + 1 < n and tokens[i + 1] in answers):
+                    sentence_ends.add(i)
+            elif (
+                t == "-"
+                and 0 < i < n - 1
+                and tokens[i + 1] not in _PUNCT
+                and text[starts[i] - 1 : starts[i]] == " "
+                and text[ends[i] : ends[i] + 1] == " "
+            ):
+                breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
+        hard = sorted(sentence_ends | breaks | {i for i in marks if tokens[i] == ":"})
+        words = self._list_words
+        listed = []
+        if not words.isdisjoint(tokens):
+            listed = [i for i, t in enumerate(tokens) if t in words]
+
+        def list_ahead(i: int) -> bool:
+            """A list word follows before the sentence or a clause otherwise ends."""
+            k = bisect.bisect_right(listed, i)
+            if k == len(listed):
+                return False
+            h = bisect.bisect_right(hard, i)
+            return h == len(hard) or listed[k] < hard[h]
+
+        events = sorted(set(marks) | breaks | enders)
+        sentence: list[int] = []
+        clause: list[int] = []
+        group: list[int] = []
+        item_start: list[int] = []
         s = c = g = 0
         item = depth = 0
         ended = False
         limit = self.rules.list_item_max
-        stops = _PUNCT
-        for i, t in enumerate(tokens):
+        done = 0  # tokens filled so far
+        for i in events:
+            if i > done:
+                run = i - done
+                sentence += [s] * run
+                clause += [c] * run
+                group += [g] * run
+                item_start += [item] * run
+            t = tokens[i]
             if t == "(":
                 depth += 1
             elif t == ")":
                 depth = max(0, depth - 1)
-            boundary = (t in stops and (ends_sentence[i] or t in ":,")) or i in breaks
-            if enders and i in enders:
+            if i in enders:
                 ended = True
+            boundary = i in sentence_ends or t in (":", ",") or i in breaks
             if boundary:
                 # a comma inside brackets, or in a list that goes on to "of"/"en", keeps the
                 # list's group: "geen koorts, afvallen of nachtpijn", "negatief (koorts, UWI)"
                 goes_on = t == "," and (
-                    depth > 0 or (list_ahead[i] and i - item <= limit and not ended)
+                    depth > 0 or (i - item <= limit and not ended and list_ahead(i))
                 )
                 ended = False
                 c += 1
                 if not goes_on:
                     g += 1
-                sentence[i], clause[i], group[i], item_start[i] = s, c, g, item
+                sentence.append(s)
+                clause.append(c)
+                group.append(g)
+                item_start.append(item)
                 c += 1
                 if not goes_on:
                     g += 1
                 item = i + 1
             else:
-                sentence[i], clause[i], group[i], item_start[i] = s, c, g, item
-            if ends_sentence[i]:
+                sentence.append(s)
+                clause.append(c)
+                group.append(g)
+                item_start.append(item)
+            if i in sentence_ends:
                 s += 1
                 c += 1
                 g += 1
                 depth = 0
+            done = i + 1
+        if n > done:
+            run = n - done
+            sentence += [s] * run
+            clause += [c] * run
+            group += [g] * run
+            item_start += [item] * run
         doc.sentence, doc.clause, doc.group, doc.item_start = sentence, clause, group, item_start
-        return ends_sentence
 
     # -- findings ------------------------------------------------------------------------------
 
