@@ -68,6 +68,7 @@ def fold_keep_length(text: str) -> str:
 
 _FOLD_CACHE: dict[str, str] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_DIGIT = re.compile(r"\d")
 
 
 def _fold_table(chars: frozenset[str]) -> dict[int, str]:
@@ -613,7 +614,7 @@ class TextReader:
         self._split = tuple(
             sorted((phrase_words(p)[0] for p in rules.split_prefixes), key=len, reverse=True)
         )
-        self._form_cache: dict[str, tuple[str, ...]] = {}
+        self._form_cache: dict[str, str] = {}
         self._split_heads = frozenset(p[:3] for p in self._split)
         self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
         self._section_contexts = {n: c for n, c, _, _ in rules.sections.values() if c}
@@ -676,12 +677,12 @@ class TextReader:
             add_end(end)
         return _Doc(text, tokens, starts, ends)
 
-    def _forms(self, token: str) -> tuple[str, ...]:
+    def _form(self, token: str) -> str:
         """The word itself, or the keyword word it is a typing error or compound of."""
         cached = self._form_cache.get(token)
         if cached is not None:
             return cached
-        result: tuple[str, ...] = (token,)
+        result = token
         rules = self.rules
         if (
             token not in self._vocabulary
@@ -690,14 +691,10 @@ class TextReader:
             and len(token) >= 5
         ):
             if len(token) >= rules.typo_min_length - 1:
-                fixed = self._typo(token)
-                if fixed:
-                    result = (fixed,)
-            if result == (token,) and len(token) >= 7:
-                head = self._head(token) or self._lead(token)
-                if head:
-                    result = (head,)
-        if len(self._form_cache) < 50_000:
+                result = self._typo(token) or token
+            if result == token and len(token) >= 7:
+                result = self._head(token) or self._lead(token) or token
+        if len(self._form_cache) < 50_000:  # bounded: a hostile text cannot grow it further
             self._form_cache[token] = result
         return result
 
@@ -853,8 +850,8 @@ class TextReader:
     # -- findings ------------------------------------------------------------------------------
 
     def _findings(self, doc: _Doc, line_section: str | None) -> list[TextFinding]:
-        cache = self._form_cache
-        forms = [cache[t][0] if t in cache else self._forms(t)[0] for t in doc.tokens]
+        known, form = self._form_cache.get, self._form
+        forms = [known(t) or form(t) for t in doc.tokens]
         n = len(forms)
         # hard stops for the keyword gaps: sentence ends and colons (clause breaks come later)
         forbidden = _GAP_TOKENS_FORBIDDEN
@@ -863,7 +860,9 @@ class TextReader:
         roles: dict[str, list[_Span]] = {}
         for span in spans:
             roles.setdefault(span.payload[0], []).append(span)
-        numbers = [i for i, t in enumerate(forms) if t[0].isdigit()]
+        numbers = (
+            [i for i, t in enumerate(forms) if t[0].isdigit()] if _DIGIT.search(doc.text) else []
+        )
         if "kw" not in roles and "form" not in roles and not self._grade_possible(forms, numbers):
             return []
         keywords = self._keywords(roles)
