@@ -1025,7 +1025,11 @@ class _Builder:
             [resource.medicationCodeableConcept],
             [medication_reference.display if medication_reference else None],
         )
-        return [c for c in recognised.hits if self.kind(c) == "medication"]
+        concepts = [c for c in recognised.hits if self.kind(c) == "medication"]
+        # on a medication, a word for immunosuppression names an immunosuppressive drug
+        if "immunosuppression" in recognised.hits and "immunosuppressive-drug" not in concepts:
+            concepts.append("immunosuppressive-drug")
+        return concepts
 
     def _statement_course(
         self, statement: Any

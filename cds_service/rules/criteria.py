@@ -400,11 +400,11 @@ def infection(ctx: Context) -> CriterionResult | None:
     risks = ctx.current(*INFECTION_RISK_STATES)
     risks += procedures
     risks += ctx.recent(p.red_flags_recent_infection_days, "recent-infection")
+    drugs = immunosuppressive_drugs(ctx)
 
-    if fever and risks:
-        return CriterionResult(
-            "red-flag", MET, "infection-fever-risk-factor", URGENT, _refs(fever + risks)
-        )
+    if fever and (risks or drugs):
+        evidence = _merge(_refs(fever + risks), drugs)
+        return CriterionResult("red-flag", MET, "infection-fever-risk-factor", URGENT, evidence)
     # Seed 003: fever is often absent in post-procedural infection; severe new pain suffices.
     for procedure in procedures:
         done = procedure.when
@@ -476,9 +476,29 @@ def _present(ctx: Context, concept: str) -> CriterionResult | None:
     return CriterionResult("red-flag", MET, concept, INDICATED, _refs(found))
 
 
+def immunosuppressive_drugs(ctx: Context) -> list[str]:
+    """References of immunosuppressive or antineoplastic courses (ATC L01/L04) taken lately.
+
+    POLICY "Red flags": such medication in the last 3 months is immunosuppression. A course
+    without an end that is no longer active is dated by its start.
+    """
+    days = ctx.policy.red_flags_immunosuppressive_drug_days
+    refs = []
+    for m in ctx.facts.medications:
+        if m.concept != "immunosuppressive-drug":
+            continue
+        stopped = m.end if m.end is not None else m.start
+        if m.active or (stopped is not None and ctx.within(stopped, days)):
+            refs.append(m.reference)
+    return refs
+
+
 def immunosuppression(ctx: Context) -> CriterionResult | None:
-    """Immunosuppression (incl. HIV, transplant), current."""
-    return _present(ctx, "immunosuppression")
+    """Immunosuppression (incl. HIV, transplant, ATC L01/L04 medication lately), current."""
+    refs = _merge(_refs(ctx.current("immunosuppression")), immunosuppressive_drugs(ctx))
+    if not refs:
+        return None
+    return CriterionResult("red-flag", MET, "immunosuppression", INDICATED, refs)
 
 
 def iv_drug_use(ctx: Context) -> CriterionResult | None:

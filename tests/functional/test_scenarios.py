@@ -228,6 +228,10 @@ CASES = [
     case("mri-prior-mri-report-200d-mrc-4-after", INDICATED, [NEURO], APPROPRIATE, INFO),
     case("mri-weakness-before-prior-mri-report-200d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),  # noqa: E501
     case("xray-prior-xray-procedure-100d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
+    # --- immunosuppressive medication (medication.json)
+    case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
+    case("mri-methotrexate-stopped-half-a-year-ago", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- GP journal lines read in context (text_context.json): one per context family
     case("gp-safety-net-line-stays-not-indicated", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("gp-family-history-of-cancer-is-no-red-flag", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),

@@ -64,7 +64,7 @@ def load_error(mappings: Path) -> str:
 def test_loads_policy_with_flattened_keys(knowledge: Knowledge) -> None:
     policy = knowledge.policy
     assert isinstance(policy, Policy)
-    assert policy.version == "2026.11.1"
+    assert policy.version == "2026.12.1"
     assert policy.trauma_window_days == 90
     assert policy.red_flags_fever_celsius == 38.0
     assert isinstance(policy.red_flags_severe_pain_nrs, float)  # int in YAML, float field
@@ -81,7 +81,7 @@ def test_concepts_are_loaded_with_kind_and_label(knowledge: Knowledge) -> None:
 
 
 def test_version_combines_policy_version_and_content_hash(knowledge: Knowledge) -> None:
-    assert re.fullmatch(r"2026\.11\.1\+[0-9a-f]{10}", knowledge.version)
+    assert re.fullmatch(r"2026\.12\.1\+[0-9a-f]{10}", knowledge.version)
 
 
 def test_version_changes_when_a_value_set_changes(mappings: Path) -> None:
@@ -213,7 +213,7 @@ def test_policy_missing_key(mappings: Path) -> None:
 
 
 def test_policy_missing_version(mappings: Path) -> None:
-    edit(mappings / "policy.yaml", 'version: "2026.11.1"', "")
+    edit(mappings / "policy.yaml", 'version: "2026.12.1"', "")
     assert "missing key 'version'" in load_error(mappings)
 
 
@@ -224,7 +224,7 @@ def test_policy_missing_version(mappings: Path) -> None:
         ("window_days: 90 ", "window_days: 90.5 ", "trauma.window_days"),
         ("window_days: 90 ", "window_days: true ", "trauma.window_days"),
         ("fever_celsius: 38.0", "fever_celsius: warm", "red_flags.fever_celsius"),
-        ('version: "2026.11.1"', "version: [1]", "version"),
+        ('version: "2026.12.1"', "version: [1]", "version"),
     ],
 )
 def test_policy_wrong_type(mappings: Path, old: str, new: str, key: str) -> None:
