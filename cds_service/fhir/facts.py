@@ -104,6 +104,13 @@ _REQUEST_REFERRAL = frozenset({"active", "on-hold", "completed"})
 _REPORT_DONE = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
 _STUDY_IGNORED = frozenset({"cancelled", "entered-in-error"})
 _NEGATIVE_INTERPRETATION = frozenset({"N", "NEG"})
+# A test result that says the tested thing is there (v3 interpretation, SNOMED CT values).
+_POSITIVE_INTERPRETATION = frozenset({"POS", "DET", "A", "AA", "H", "HH", "R"})
+# SNOMED CT: positive, detected, reactive
+_POSITIVE_VALUE_CODES = frozenset({"10828004", "260373001", "11214006"})
+_POSITIVE_WORDS = re.compile(
+    r"\b(?:positief|positive|pos|reactief|reactive|aangetoond|detected|afwijkend)\b"
+)
 # Dutch GP journal lines (HIS "journaalregels"): the code says which SOEP line the text is.
 _JOURNAL_LINE_SYSTEM = "http://fhir.nl/fhir/NamingSystem/journaalregeltypen"
 _SOEP = {"S": "S", "O": "O", "E": "E", "P": "P"}
@@ -193,6 +200,7 @@ class _Hit:
     strength: Strength
     qualifiers: set[str] = field(default_factory=set)
     values: list[float] = field(default_factory=list)  # MRC grades, temperatures read from text
+    graded: list[tuple[float, frozenset[str]]] = field(default_factory=list)  # value, qualifiers
 
 
 @dataclass(slots=True)
@@ -376,6 +384,7 @@ class _Builder:
                 hit.qualifiers.update(found.qualifiers)
                 if found.value is not None:
                     hit.values.append(found.value)
+                    hit.graded.append((found.value, found.qualifiers))
             elif context == "negated":
                 recognised.negated.setdefault(concept, set()).update(found.qualifiers)
             elif context == "suspected":
@@ -434,9 +443,18 @@ class _Builder:
                     Strength.TEXT,
                     qualifiers=frozenset(hit.qualifiers | qualifiers),
                 )
-                if concept == "muscle-strength" and hit.values:
-                    # one finding per grade: the worst grade of the text decides
-                    self.put(replace(base, value=min(hit.values)))
+                if concept == "muscle-strength" and hit.graded:
+                    # the worst grade per side: "kr li 3/5, re 5/5" is weakness on the left only
+                    sides: dict[str, tuple[float, frozenset[str]]] = {}
+                    for value, found in hit.graded:
+                        side = _side(found)
+                        if side not in sides or value < sides[side][0]:
+                            sides[side] = (value, found)
+                    for side, (value, found) in sides.items():
+                        ref = reference if len(sides) == 1 else f"{reference}#{side or 'unsided'}"
+                        self.put(
+                            replace(base, reference=ref, value=value, qualifiers=found | qualifiers)
+                        )
                 else:
                     self.put(base)
 
@@ -621,7 +639,11 @@ class _Builder:
 
         negative = self._negative_value(observation)
         sources = [(code, True), (value, False)]
-        if not negative:
+        if self._is_lab_test(observation) and not self._positive_value(observation):
+            # A laboratory test names what was tested: "HIV-test" with no result, or a result
+            # that is not positive, is no HIV (issue 10; only results are findings).
+            sources = [(value, False)]
+        elif not negative:
             sources.append((self._test_with_result(observation), False))
         for source, can_be_negative in sources:
             for concept, hit in source.hits.items():
@@ -656,6 +678,30 @@ class _Builder:
             self._read_observation(
                 _component_view(observation, component), f"{reference}#component-{index}"
             )
+
+    @staticmethod
+    def _is_lab_test(observation: Any) -> bool:
+        """True for an Observation in the laboratory category."""
+        return any(
+            "laboratory" in _codes(category)
+            for category in getattr(observation, "category", None) or ()
+        )
+
+    @staticmethod
+    def _positive_value(observation: Any) -> bool:
+        """True when a test's value or interpretation says positive, detected or reactive."""
+        for interpretation in observation.interpretation or ():
+            if _codes(interpretation) & _POSITIVE_INTERPRETATION:
+                return True
+        if observation.valueBoolean is True:
+            return True
+        value = observation.valueCodeableConcept
+        texts = [observation.valueString] if isinstance(observation.valueString, str) else []
+        if value is not None:
+            if _codes(value) & _POSITIVE_VALUE_CODES:
+                return True
+            texts += _texts_of(value)
+        return any(_POSITIVE_WORDS.search(exam.fold(t)) for t in texts)
 
     @staticmethod
     def _line_type(observation: Any) -> str | None:
@@ -1120,6 +1166,14 @@ class _Builder:
             suspected=tuple(self.suspected.values()),
             text_evidence=tuple(self.text_evidence),
         )
+
+
+def _side(qualifiers: frozenset[str]) -> str:
+    """ "bilateral", "left", "right" or "" (no side) from a finding's qualifiers."""
+    for side in ("bilateral", "left", "right"):
+        if side in qualifiers:
+            return side
+    return ""
 
 
 def _plain_number(text: str) -> float | None:

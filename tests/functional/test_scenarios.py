@@ -232,6 +232,8 @@ CASES = [
     case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-methotrexate-stopped-half-a-year-ago", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("mri-hiv-test-ordered-is-no-immunosuppression", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
+    case("mri-hiv-test-positive-is-immunosuppression", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     # --- GP journal lines read in context (text_context.json): one per context family
     case("gp-safety-net-line-stays-not-indicated", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("gp-family-history-of-cancer-is-no-red-flag", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),

@@ -935,3 +935,87 @@ def test_component_of_an_entered_in_error_panel_is_ignored(knowledge):
         component=[{"code": cc(text="Spierkracht voetheffers links"), "valueInteger": 2}],
     )
     assert "muscle-strength" not in concepts(facts_of(knowledge, panel).findings)
+
+
+# -- laboratory tests and text context (issues 9 and 10) -----------------------------------------
+
+
+def lab(value: dict) -> dict:
+    """An HIV test as a laboratory Observation, with the given value fields."""
+    return {
+        "resourceType": "Observation",
+        "id": "hiv",
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "category": [{"coding": [{"code": "laboratory"}]}],
+        "code": cc("http://loinc.org", "56888-1", "HIV 1+2 antistoffen"),
+        "effectiveDateTime": days_ago(3),
+        **value,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "immunosuppressed"),
+    [
+        ({}, False),  # ordered, no result yet
+        ({"valueString": "aangevraagd"}, False),
+        ({"valueString": "negatief"}, False),
+        ({"interpretation": [{"coding": [{"system": INTERPRETATION, "code": "NEG"}]}]}, False),
+        ({"valueString": "positief"}, True),
+        ({"interpretation": [{"coding": [{"system": INTERPRETATION, "code": "POS"}]}]}, True),
+    ],
+)
+def test_a_lab_test_name_is_no_diagnosis(
+    knowledge: Knowledge, value: dict, immunosuppressed: bool
+) -> None:
+    facts = facts_of(knowledge, lab(value))
+    assert ("immunosuppression" in {f.concept for f in facts.findings}) is immunosuppressed
+
+
+def journal(rid: str, line: str, text: str, days: int = 1) -> dict:
+    """A Dutch GP journal line (SOEP type in the code, the text in valueString)."""
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": cc("http://fhir.nl/fhir/NamingSystem/journaalregeltypen", line),
+        "effectiveDateTime": days_ago(days),
+        "valueString": text,
+    }
+
+
+def test_journal_line_text_is_read_in_its_context(knowledge: Knowledge) -> None:
+    facts = facts_of(
+        knowledge,
+        journal("s", "S", "Doof gevoel li voet. VG: mammacarcinoom 2015."),
+        journal("p", "P", "Bij koorts direct contact opnemen."),
+        journal("e", "E", "Verdenking caudasyndroom."),
+    )
+    found = {(f.concept, f.reference) for f in facts.findings}
+    assert ("radicular-symptoms", "Observation/s") in found  # the patient's words
+    assert ("sensory-loss", "Observation/s") not in found
+    assert ("fever", "Observation/p") not in found  # a plan, not a finding
+    history = [f for f in facts.findings if f.concept == "malignancy"]
+    assert history and not history[0].current and history[0].when is None
+    assert [(f.concept, f.reference) for f in facts.suspected] == [
+        ("cauda-equina", "Observation/e")
+    ]
+    contexts = {(t.reference, t.concept, t.context) for t in facts.text_evidence}
+    assert ("Observation/p", "fever", "conditional") in contexts
+
+
+def test_an_mrc_grade_in_text_is_a_strength_finding(knowledge: Knowledge) -> None:
+    facts = facts_of(knowledge, journal("o", "O", "Kracht voetheffers li 3/5, re 5/5."))
+    grades = sorted(
+        (f.reference, f.value, sorted(f.qualifiers))
+        for f in facts.findings
+        if f.concept == "muscle-strength"
+    )
+    # one grade per side, so the rules see weakness on the left only
+    assert grades == [
+        ("Observation/o#left", 3.0, ["left"]),
+        ("Observation/o#right", 5.0, ["right"]),
+    ]
+    weakness = [f for f in facts.findings if f.concept == "muscle-weakness"]
+    assert weakness and "severe" in weakness[0].qualifiers
