@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.rules.model import PAMA_RATING, Decision
+from cds_service.rules.model import Decision
 
 RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
 RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
@@ -34,7 +34,7 @@ def rating_action(
     The resource is the draft order in its entirety plus the rating extensions; earlier rating
     extensions are replaced so a re-evaluation never stacks two ratings.
     """
-    rating = PAMA_RATING.get(decision.outcome)
+    rating = decision.rating
     if rating is None:
         return None
     resource = copy.deepcopy(dict(draft))

@@ -224,6 +224,25 @@ class Decision:
         )
 
     @property
+    def rating(self) -> str | None:
+        """The PAMA rating of the ordered examination (None when there is none to give).
+
+        POLICY "The rating judges the ordered examination": an X-ray ordered for a question
+        only an MRI answers (a deficit, a cauda equina pattern, a suspected spinal infection)
+        is not appropriate, while the decision and the card stay urgent or indicated.
+        """
+        rating = PAMA_RATING.get(self.outcome)
+        decisive = self.decisive
+        if (
+            rating == "appropriate"
+            and self.order.modality is Modality.XRAY
+            and decisive
+            and all(c.reason in XRAY_CANNOT_ANSWER for c in decisive)
+        ):
+            return "not-appropriate"
+        return rating
+
+    @property
     def evidence(self) -> tuple[str, ...]:
         """FHIR references behind the decisive criteria, without duplicates, in order."""
         seen: dict[str, None] = {}
@@ -238,9 +257,26 @@ PAMA_RATING = {
     Outcome.INDICATED: "appropriate",
     Outcome.NOT_INDICATED: "not-appropriate",
 }
+# Decisive reasons an X-ray cannot answer (bone only: no nerves, discs, marrow or abscess).
+# Fever without a risk factor and a malignancy without a deficit keep their rating.
+XRAY_CANNOT_ANSWER = frozenset(
+    {
+        "deficit",
+        "deficit-severe",
+        "deficit-progressive",
+        "deficit-bilateral",
+        "malignancy-deficit",
+        "cauda-equina",
+        "cauda-equina-suspected",
+        "spinal-infection",
+        "infection-fever-risk-factor",
+        "infection-post-procedure-pain",
+    }
+)
 
 __all__ = [
     "PAMA_RATING",
+    "XRAY_CANNOT_ANSWER",
     "CareEpisode",
     "CriterionResult",
     "Decision",

@@ -114,7 +114,16 @@ CASES = [
     case("xray-text-x-lwk-lbp-3wk", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("ct-text-ct-lwk-traffic-accident", INDICATED, [TRAUMA], APPROPRIATE, INFO),
     case("sign-lumbar-mri-plus-chest-xray", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, orders=["lumbar-mri"]),  # noqa: E501
-    case("sign-lumbar-mri-and-xray-mrc-4", INDICATED, [NEURO], APPROPRIATE, INFO, orders=["lumbar-mri", "lumbar-xray"], advice=["lumbar-xray"]),  # noqa: E501
+    Case(
+        "sign-lumbar-mri-and-xray-mrc-4",
+        {
+            "ServiceRequest/lumbar-mri": Outcome(INDICATED, frozenset([NEURO]), APPROPRIATE, INFO),
+            # the rating judges the ordered examination: an X-ray cannot show a deficit's cause
+            "ServiceRequest/lumbar-xray": Outcome(INDICATED, frozenset([NEURO]), NOT_APPROPRIATE, INFO),  # noqa: E501
+        },
+        ("ServiceRequest/lumbar-xray",),
+        "sign-lumbar-mri-and-xray-mrc-4->indicated",
+    ),
     case("select-two-drafts-only-xray-selected", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, orders=["lumbar-xray"]),  # noqa: E501
     nothing("sign-thoracic-mri-only"),
     nothing("select-chest-xray-selected-lumbar-mri-not"),
@@ -150,7 +159,7 @@ CASES = [
     case("mri-lasegue-positive-normal-exam", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-radicular-exam-40d-ago", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-radicular-exam-44d-ago", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
-    case("xray-mrc-4-weakness", INDICATED, [NEURO], APPROPRIATE, INFO, advice=["lumbar-xray"]),
+    case("xray-mrc-4-weakness", INDICATED, [NEURO], NOT_APPROPRIATE, INFO, advice=["lumbar-xray"]),
     case("mri-geen-krachtsverlies-negated", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- red flag: cauda equina (cauda_equina.json)
     case("mri-cauda-equina-coded-snomed", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
@@ -228,6 +237,11 @@ CASES = [
     case("mri-prior-mri-report-200d-mrc-4-after", INDICATED, [NEURO], APPROPRIATE, INFO),
     case("mri-weakness-before-prior-mri-report-200d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),  # noqa: E501
     case("xray-prior-xray-procedure-100d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
+    # --- the rating judges the ordered examination (xray_rating.json)
+    case("xray-cauda-equina-urgent-not-appropriate", URGENT, [RED_FLAG], NOT_APPROPRIATE, CRITICAL, advice=["lumbar-xray"]),  # noqa: E501
+    case("xray-fever-with-diabetes-not-appropriate", URGENT, [RED_FLAG], NOT_APPROPRIATE, CRITICAL, advice=["lumbar-xray"]),  # noqa: E501
+    case("xray-fever-without-risk-factor-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
+    case("xray-malignancy-without-deficit-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
     # --- immunosuppressive medication (medication.json)
     case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
@@ -333,10 +347,23 @@ def test_suite_is_large_enough() -> None:
 
 
 def test_rows_follow_the_policy_decision_table() -> None:
-    """Each row's rating and indicator are the ones POLICY.md gives its decision."""
+    """Each row's rating and indicator are the ones POLICY.md gives its decision.
+
+    One exception, POLICY "The rating judges the ordered examination": an X-ray ordered for a
+    deficit, a cauda equina pattern or a suspected spinal infection is rated not-appropriate
+    while the decision stays urgent or indicated (the card offers the MRI instead).
+    """
     for row in CASES:
         for reference, outcome in row.expected.items():
-            assert (outcome.rating, outcome.indicator) == POLICY_TABLE[outcome.decision], (
+            rating, indicator = POLICY_TABLE[outcome.decision]
+            if (
+                "xray" in reference
+                and outcome.decision in (URGENT, INDICATED)
+                and outcome.criteria <= {NEURO, RED_FLAG}
+                and outcome.rating == NOT_APPROPRIATE
+            ):
+                rating = NOT_APPROPRIATE
+            assert (outcome.rating, outcome.indicator) == (rating, indicator), (
                 f"{row.scenario} {reference}"
             )
             if outcome.decision == INSUFFICIENT:
