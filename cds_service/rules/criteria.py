@@ -56,6 +56,7 @@ MRI_REASONS = frozenset(
         "infection-post-procedure-pain",
         "fever-no-risk-factor",
         "malignancy-new-pain",
+        "malignancy-active-new-pain",
         "malignancy-deficit",
         "deficit-severe",
         "deficit-progressive",
@@ -438,7 +439,13 @@ def malignancy(ctx: Context) -> CriterionResult | None:
         return CriterionResult("red-flag", UNKNOWN, "malignancy-onset-unknown", INDICATED, refs)
     if new:
         evidence = _merge(refs, episode)
-        return CriterionResult("red-flag", MET, "malignancy-new-pain", INDICATED, evidence)
+        # an active cancer is no "history of": the trail says which it is (issue 10)
+        reason = (
+            "malignancy-active-new-pain"
+            if any(f.current for f in cancer)
+            else "malignancy-new-pain"
+        )
+        return CriterionResult("red-flag", MET, reason, INDICATED, evidence)
     return CriterionResult(
         "red-flag", NOT_MET, "malignancy-no-new-pain", INDICATED, _merge(refs, episode)
     )
@@ -617,7 +624,14 @@ SUSPICIONS = (
         "malignancy",
         "red-flag",
         "malignancy-suspected",
-        frozenset({"malignancy-deficit", "malignancy-new-pain", "weight-loss"}),
+        frozenset(
+            {
+                "malignancy-deficit",
+                "malignancy-new-pain",
+                "malignancy-active-new-pain",
+                "weight-loss",
+            }
+        ),
     ),
     ("lumbar-injury", "trauma", "fracture-suspected", frozenset()),
 )

@@ -246,6 +246,7 @@ CASES = [
     case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-methotrexate-stopped-half-a-year-ago", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("mri-active-lung-cancer-under-chemoradiation", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     case("mri-hiv-test-ordered-is-no-immunosuppression", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
     case("mri-hiv-test-positive-is-immunosuppression", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
     # --- GP journal lines read in context (text_context.json): one per context family
@@ -428,3 +429,22 @@ def test_patient_age_in_requests_matches_the_scenario() -> None:
     today = datetime.now(UTC).date()
     assert today.year - born.year - ((today.month, today.day) < (born.month, born.day)) == 50
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", request["prefetch"]["patient"]["birthDate"])
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"),
+    [
+        ("mri-active-lung-cancer-under-chemoradiation", "malignancy-active-new-pain"),
+        ("mri-malignancy-history-new-pain", "malignancy-new-pain"),
+    ],
+)
+def test_trail_tells_active_from_history_of_malignancy(
+    client: Any, scenario: str, reason: str
+) -> None:
+    """An active cancer is reported as active, a resolved one as history (issue 10)."""
+    body = client.post(
+        scenarios()[scenario].path, json=build_request(scenarios()[scenario])
+    ).get_json()
+    checked = next(iter(decision_entries(body).values()))["checked"]
+    reasons = {c["reason"] for c in checked if c["status"] == "met"}
+    assert reason in reasons
