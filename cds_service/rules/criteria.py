@@ -923,6 +923,14 @@ def modality_advice(
         reason = decisive[0].reason if decisive else outcome.value
         evidence = decisive[0].evidence if decisive else ()
         add("ct-radiation-prefer-mri", Modality.MRI if imaging_wanted else None, reason, evidence)
+    pregnancy = [
+        f
+        for f in ctx.current("pregnancy")
+        if ctx.within(f.when, ctx.policy.modality_pregnancy_window_days)
+    ]
+    if ordered in (Modality.XRAY, Modality.CT) and pregnancy:
+        # POLICY: radiation in pregnancy: prefer MRI without contrast, or defer (advice only)
+        add("pregnancy-radiation", Modality.MRI, "pregnancy", _refs(pregnancy))
     if not results:
         results.append(CriterionResult("modality-advice", NOT_MET, "modality-fits"))
     return results, advice

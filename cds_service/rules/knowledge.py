@@ -77,6 +77,7 @@ class Policy:
     red_flags_corticosteroid_min_days: int
     red_flags_corticosteroid_recent_days: int
     red_flags_immunosuppressive_drug_days: int
+    modality_pregnancy_window_days: int
     red_flags_first_episode_age: int
     red_flags_history_min_days: int
     conservative_care_episode_min_weeks: int

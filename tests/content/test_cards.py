@@ -235,7 +235,11 @@ def test_every_engine_reason_and_advice_code_has_a_label():
 
 
 def test_every_missing_data_code_has_a_checklist_line():
-    codes = {*decide_module.MISSING_CODES.values(), decide_module.MISSING_EPISODE_ONSET}
+    codes = {
+        *decide_module.MISSING_CODES.values(),
+        *decide_module.MISSING_FOR_SUSPICION.values(),
+        decide_module.MISSING_EPISODE_ONSET,
+    }
     assert codes - set(catalogue().checklist) == set()
 
 

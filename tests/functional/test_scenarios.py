@@ -242,6 +242,8 @@ CASES = [
     case("xray-fever-with-diabetes-not-appropriate", URGENT, [RED_FLAG], NOT_APPROPRIATE, CRITICAL, advice=["lumbar-xray"]),  # noqa: E501
     case("xray-fever-without-risk-factor-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
     case("xray-malignancy-without-deficit-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
+    case("xray-in-pregnancy-advises-mri", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, advice=["lumbar-xray"]),  # noqa: E501
+    case("ct-in-pregnancy-advises-mri", INDICATED, [TRAUMA], APPROPRIATE, INFO, advice=["lumbar-ct"]),  # noqa: E501
     # --- immunosuppressive medication (medication.json)
     case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
@@ -448,3 +450,18 @@ def test_trail_tells_active_from_history_of_malignancy(
     checked = next(iter(decision_entries(body).values()))["checked"]
     reasons = {c["reason"] for c in checked if c["status"] == "met"}
     assert reason in reasons
+
+
+@pytest.mark.parametrize(
+    "scenario", ["xray-in-pregnancy-advises-mri", "ct-in-pregnancy-advises-mri"]
+)
+def test_pregnancy_advice_for_radiation(client: Any, scenario: str) -> None:
+    """X-ray or CT with a recorded pregnancy: the card advises MRI or deferring (POLICY)."""
+    body = client.post(
+        scenarios()[scenario].path,
+        json=build_request(scenarios()[scenario]),
+        headers={"Accept-Language": "en"},
+    ).get_json()
+    entry = next(iter(decision_entries(body).values()))
+    assert "pregnancy-radiation" in entry["advice"]
+    assert "radiation" in body["cards"][0]["detail"] and "defer" in body["cards"][0]["detail"]
