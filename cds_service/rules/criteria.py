@@ -16,6 +16,7 @@ from cds_service.rules.model import (
     Outcome,
     PatientFacts,
     Status,
+    Strength,
 )
 
 MET, NOT_MET, UNKNOWN = Status.MET, Status.NOT_MET, Status.UNKNOWN
@@ -169,6 +170,15 @@ _NONE: tuple[Finding, ...] = ()
 
 def build_context(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Context:
     """Index the facts for one evaluation and assess the neurological deficit once."""
+    reason = order.reason
+    suspected = list(facts.suspected)
+    if reason is not None:
+        # what the order states as its reason is the clinician's suspicion, dated today
+        suspected += [
+            Finding(concept, order.reason_reference, facts.today, Strength.TEXT)
+            for concept in sorted(reason.suspected)
+        ]
+    recorded = facts.episode_onset is not None or bool(facts.episode_references)
     context = Context(
         facts=facts,
         order=order,
@@ -176,8 +186,8 @@ def build_context(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Co
         today=facts.today,
         found=_index(facts.findings),
         absent=_index(facts.absent),
-        has_episode=facts.episode_onset is not None or bool(facts.episode_references),
-        suspected=_index(facts.suspected),
+        has_episode=recorded or bool(reason is not None and reason.episode),
+        suspected=_index(suspected),
     )
     context.deficit = assess_deficit(context)
     return context
@@ -733,6 +743,14 @@ def surgical_planning(ctx: Context) -> CriterionResult:
         if "planned" in f.qualifiers and f.current and f.reference != own
     ]
     indication = ctx.current("surgical-indication")
+    reason_of_order = ctx.order.reason
+    if not (referral or planned or indication) and reason_of_order is not None:
+        if reason_of_order.specialist_request:
+            # POLICY: the order says a spine surgeon / neurosurgeon / pain specialist asked
+            evidence = (ctx.order.reason_reference,)
+            return CriterionResult(
+                "surgical-planning", MET, "specialist-request", INDICATED, evidence
+            )
     if not (referral or planned or indication):
         return CriterionResult("surgical-planning", NOT_MET, "no-surgical-plan", INDICATED)
     reason = (
@@ -888,6 +906,12 @@ def no_episode_data(ctx: Context, onset_decisive: bool) -> CriterionResult:
     episode = ctx.facts.episode_references
     if not ctx.has_episode:
         return CriterionResult("no-episode-data", MET, "no-episode-data", INSUFFICIENT)
+    if not episode and ctx.facts.episode_onset is None:
+        # the episode comes from the order's own reason: its onset is not known
+        episode = (ctx.order.reason_reference,)
+        return CriterionResult(
+            "no-episode-data", MET, "episode-onset-unknown", INSUFFICIENT, episode
+        )
     if onset_decisive:
         return CriterionResult(
             "no-episode-data", MET, "episode-onset-unknown", INSUFFICIENT, episode

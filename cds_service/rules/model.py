@@ -171,12 +171,32 @@ class PatientFacts:
 
 @dataclass(frozen=True, slots=True)
 class LumbarOrder:
-    """A draft ServiceRequest recognised as lumbar-spine imaging."""
+    """A draft ServiceRequest recognised as lumbar-spine imaging.
+
+    `reason` is what the order itself says of its reason (reasonCode, reasonReference
+    displays, note, the qualifiers of code.text): an episode it names, what the clinician
+    suspects, and whether a specialist asked for the scan (POLICY, issue 10).
+    """
 
     reference: str
     modality: Modality
     code_display: str
     strength: Strength
+    reason: OrderReason | None = None
+
+    @property
+    def reason_reference(self) -> str:
+        """How evidence from the order's own reason is cited: "<order>#reason"."""
+        return f"{self.reference}#reason"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReason:
+    """What a draft order says of its own reason."""
+
+    episode: frozenset[str] = frozenset()  # back-pain episode concepts named
+    suspected: frozenset[str] = frozenset()  # alarms and indications: the clinician's suspicion
+    specialist_request: bool = False  # a spine surgeon, neurosurgeon, orthopaedist, pain doctor
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +305,7 @@ __all__ = [
     "Medication",
     "Modality",
     "ModalityAdvice",
+    "OrderReason",
     "Outcome",
     "PatientFacts",
     "PriorImaging",

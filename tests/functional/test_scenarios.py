@@ -244,6 +244,12 @@ CASES = [
     case("xray-malignancy-without-deficit-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
     case("xray-in-pregnancy-advises-mri", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, advice=["lumbar-xray"]),  # noqa: E501
     case("ct-in-pregnancy-advises-mri", INDICATED, [TRAUMA], APPROPRIATE, INFO, advice=["lumbar-ct"]),  # noqa: E501
+    # --- the order's own reason (order_reason.json)
+    case("mri-order-reason-code-is-the-only-episode", INSUFFICIENT, [NO_EPISODE], NO_RATING, INFO),
+    case("mri-order-note-specialist-request", INDICATED, [SURGICAL], APPROPRIATE, INFO),
+    case("mri-order-reason-suspected-cauda-equina", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
+    case("xray-order-reason-coded-fracture-without-trauma", INSUFFICIENT, [TRAUMA], NO_RATING, INFO),  # noqa: E501
+    case("mri-order-reason-negated-cauda-equina", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- immunosuppressive medication (medication.json)
     case("mri-methotrexate-with-fever", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("mri-azathioprine-atc-without-fever", INDICATED, [RED_FLAG], APPROPRIATE, INFO),
@@ -465,3 +471,13 @@ def test_pregnancy_advice_for_radiation(client: Any, scenario: str) -> None:
     entry = next(iter(decision_entries(body).values()))
     assert "pregnancy-radiation" in entry["advice"]
     assert "radiation" in body["cards"][0]["detail"] and "defer" in body["cards"][0]["detail"]
+
+
+def test_order_reason_as_the_only_episode_asks_for_its_onset(client: Any) -> None:
+    """The order's reasonCode names the episode: the card asks for the onset, not the reason."""
+    scenario = scenarios()["mri-order-reason-code-is-the-only-episode"]
+    body = client.post(scenario.path, json=build_request(scenario)).get_json()
+    entry = next(iter(decision_entries(body).values()))
+    met = {c["reason"] for c in entry["checked"] if c["status"] == "met"}
+    assert "episode-onset-unknown" in met and "no-episode-data" not in met
+    assert entry["missing"] == ["episode-onset"]
