@@ -30,6 +30,7 @@ INDICATORS = {
     Outcome.INDICATED: "info",
     Outcome.NOT_INDICATED: "warning",
     Outcome.INSUFFICIENT_DATA: "info",
+    Outcome.OUT_OF_POPULATION: "info",
 }
 DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}

@@ -30,6 +30,18 @@ MISSING_FOR_SUSPICION = {
 
 def decide(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Decision:
     """Decide one lumbar imaging order, recording every criterion checked and its evidence."""
+    if facts.age is not None and facts.age < policy.population_min_age:
+        # POLICY "Adults only": the guidelines behind the rules are adult guidelines; an unknown
+        # age is judged as an adult
+        result = CriterionResult(
+            "population", Status.MET, "under-adult-age", Outcome.OUT_OF_POPULATION
+        )
+        return Decision(
+            order=order,
+            outcome=Outcome.OUT_OF_POPULATION,
+            criteria=(result,),
+            policy_version=policy.version,
+        )
     ctx = criteria.build_context(facts, order, policy)
     results: list[CriterionResult] = []
     results += criteria.trauma(ctx)

@@ -78,6 +78,7 @@ class Policy:
     red_flags_corticosteroid_recent_days: int
     red_flags_immunosuppressive_drug_days: int
     modality_pregnancy_window_days: int
+    population_min_age: int
     red_flags_first_episode_age: int
     red_flags_history_min_days: int
     conservative_care_episode_min_weeks: int
@@ -424,6 +425,7 @@ _POLICY_RANGES: dict[str, tuple[float, float]] = {
     "conservative_care_oswestry_improvement_points": (0, 100),
     "trauma_fracture_risk_age": (0, 120),
     "red_flags_first_episode_age": (0, 120),
+    "population_min_age": (0, 120),
 }
 _SUFFIX_RANGES: dict[str, tuple[float, float]] = {
     "_days": (1, 3650),

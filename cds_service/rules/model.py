@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     INDICATED = "indicated"
     NOT_INDICATED = "not-indicated"
     INSUFFICIENT_DATA = "insufficient-data"
+    OUT_OF_POPULATION = "out-of-population"  # under 18: the rules are for adults, not judged
 
 
 class Status(StrEnum):

@@ -64,6 +64,7 @@ def expected_figures() -> dict:
                 "indicated": 120,
                 "not-indicated": 250,
                 "insufficient-data": 30,
+                "out-of-population": 0,
             },
             "byModality": {
                 "ct": {
@@ -71,6 +72,7 @@ def expected_figures() -> dict:
                     "indicated": 3,
                     "not-indicated": 50,
                     "insufficient-data": 10,
+                    "out-of-population": 0,
                     "total": 63,
                 },
                 "mri": {
@@ -78,6 +80,7 @@ def expected_figures() -> dict:
                     "indicated": 63,
                     "not-indicated": 150,
                     "insufficient-data": 20,
+                    "out-of-population": 0,
                     "total": 253,
                 },
                 "xray": {
@@ -85,6 +88,7 @@ def expected_figures() -> dict:
                     "indicated": 54,
                     "not-indicated": 50,
                     "insufficient-data": 0,
+                    "out-of-population": 0,
                     "total": 104,
                 },
             },
@@ -234,7 +238,7 @@ def _check_all_formats(json_text: str, csv_text: str, html_text: str) -> None:
         "<td>20</td><td>15</td><td>0.75</td><td>3</td><td>0</td><td>17</td>",
         "<td>total</td><td></td><td></td><td>18220.0</td><td></td><td>163.5</td>",
         "<td>2026-02</td><td>135</td><td>100</td><td>50</td><td>45</td>",
-        "<td>mri</td><td>20</td><td>63</td><td>150</td><td>20</td><td>253</td>",
+        "<td>mri</td><td>20</td><td>63</td><td>150</td><td>20</td><td>0</td><td>253</td>",
         "<td>prefers-alternative</td>",
     ):
         assert snippet in page, snippet
@@ -323,3 +327,23 @@ def test_http_report_bad_parameters_are_400(report_client, query, where):
     response = report_client.get(f"/reports/avoided-scans?{query}", headers=auth)
     assert response.status_code == 400
     assert response.get_json()["issue"][0]["expression"] == [where]
+
+
+def test_out_of_population_orders_are_counted(audit_client, audit_url):
+    """A patient under 18 is not judged (POLICY "Adults only"), and the report counts it."""
+    from tests.support.hook_requests import SELECT, sample_request
+
+    request = sample_request()
+    request["prefetch"]["patient"]["birthDate"] = "2011-06-01"  # 15 years old
+    response = audit_client.post(SELECT, json=request)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["cards"][0]["indicator"] == "info" and "systemActions" not in body
+    store = AuditStore.from_url(audit_url)
+    try:
+        today = date.today()
+        report = compute_report(store.engine, Period(today, today), COSTS)
+    finally:
+        store.engine.dispose()
+    assert report["evaluations"]["byDecision"]["out-of-population"] == 1
+    assert report["evaluations"]["byDecision"]["not-indicated"] == 0

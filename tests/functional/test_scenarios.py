@@ -31,6 +31,7 @@ DECISIONS = "org.lumbar-imaging-cds.decisions"
 
 URGENT, INDICATED = "urgent", "indicated"
 NOT_INDICATED, INSUFFICIENT = "not-indicated", "insufficient-data"
+OUT_OF_POPULATION = "out-of-population"
 APPROPRIATE, NOT_APPROPRIATE, NO_RATING = "appropriate", "not-appropriate", None
 CRITICAL, INFO, WARNING = "critical", "info", "warning"
 
@@ -40,6 +41,7 @@ POLICY_TABLE = {
     INDICATED: (APPROPRIATE, INFO),
     NOT_INDICATED: (NOT_APPROPRIATE, WARNING),
     INSUFFICIENT: (NO_RATING, INFO),
+    OUT_OF_POPULATION: (NO_RATING, INFO),
 }
 
 TRAUMA, NEURO, RED_FLAG = "trauma", "neuro-deficit", "red-flag"
@@ -244,6 +246,10 @@ CASES = [
     case("xray-malignancy-without-deficit-appropriate", INDICATED, [RED_FLAG], APPROPRIATE, INFO, advice=["lumbar-xray"]),  # noqa: E501
     case("xray-in-pregnancy-advises-mri", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING, advice=["lumbar-xray"]),  # noqa: E501
     case("ct-in-pregnancy-advises-mri", INDICATED, [TRAUMA], APPROPRIATE, INFO, advice=["lumbar-ct"]),  # noqa: E501
+    # --- adults only (population.json)
+    case("mri-lbp-age-16-not-judged", OUT_OF_POPULATION, ["population"], NO_RATING, INFO),
+    case("mri-cauda-equina-age-17-not-judged", OUT_OF_POPULATION, ["population"], NO_RATING, INFO),
+    case("mri-lbp-age-18-judged", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- the order's own reason (order_reason.json)
     case("mri-order-reason-code-is-the-only-episode", INSUFFICIENT, [NO_EPISODE], NO_RATING, INFO),
     case("mri-order-note-specialist-request", INDICATED, [SURGICAL], APPROPRIATE, INFO),

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 
 COLOURS = {"urgent": "#b2182b", "indicated": "#4393c3", "not-indicated": "#f4a582"}
 COLOURS["insufficient-data"] = "#bababa"
+COLOURS["out-of-population"] = "#dedede"
 
 
 def _svg(figure: Any) -> str:

@@ -23,7 +23,7 @@ DAY_MS = 86_400_000
 REORDER_DAYS = 42
 HEDIS_DAYS = 28
 URGENT_FOLLOW_UP_HOURS = 24
-DECISIONS = ("urgent", "indicated", "not-indicated", "insufficient-data")
+DECISIONS = ("urgent", "indicated", "not-indicated", "insufficient-data", "out-of-population")
 MODALITIES = ("xray", "ct", "mri")
 GROUPINGS = ("month", "clinician", "organisation")
 
