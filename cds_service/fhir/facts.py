@@ -1146,6 +1146,7 @@ class _Builder:
                     last=max(s[1] for s in sessions),
                     sessions=len(sessions),
                     references=tuple(s[2] for s in sessions),
+                    dated=tuple(sessions),
                 )
             )
         absent = tuple(f for key, f in self.absent.items() if key not in self.findings)

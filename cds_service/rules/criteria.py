@@ -814,8 +814,13 @@ def failed_conservative_care(ctx: Context) -> list[CriterionResult]:
     if weeks is not None and weeks < p.conservative_care_episode_min_weeks - _EPS:
         return [CriterionResult(cid, NOT_MET, "episode-too-short", INDICATED, episode)]
     onset = facts.episode_onset
-    # Care that ended before this episode began belongs to an earlier one.
-    active = [c for c in facts.care if c.kind == "active" and (onset is None or c.last >= onset)]
+    # POLICY: care counts only within the current episode; sessions before its onset belong to
+    # an earlier one and do not lengthen this one's care.
+    active = [
+        care
+        for c in facts.care
+        if c.kind == "active" and (care := c if onset is None else c.since(onset)) is not None
+    ]
     if not active:
         passive = [ref for c in facts.care if c.kind == "passive" for ref in c.references]
         reason = "passive-care-only" if passive else "no-active-care"

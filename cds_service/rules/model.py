@@ -85,11 +85,29 @@ class CareEpisode:
     last: date
     sessions: int
     references: tuple[str, ...]
+    # each session's (start, end, reference), in order: care can be cut to an episode
+    dated: tuple[tuple[date, date, str], ...] = ()
 
     @property
     def weeks(self) -> float:
         """Length of the care from first to last session, in weeks."""
         return (self.last - self.first).days / 7
+
+    def since(self, onset: date) -> CareEpisode | None:
+        """The care within an episode that began on `onset` (sessions before it do not count)."""
+        if not self.dated:
+            return self if self.last >= onset else None
+        kept = [(max(start, onset), end, ref) for start, end, ref in self.dated if end >= onset]
+        if not kept:
+            return None
+        return CareEpisode(
+            self.kind,
+            first=min(s for s, _, _ in kept),
+            last=max(e for _, e, _ in kept),
+            sessions=len(kept),
+            references=tuple(r for _, _, r in kept),
+            dated=tuple(kept),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -994,3 +994,21 @@ def test_repeat_imaging_ignores_later_findings_of_unmet_criteria():
 def test_no_prior_imaging():
     result = criteria.repeat_imaging(context(make_facts()), [])
     assert status(result) == (NOT_MET, "no-prior-imaging")
+
+
+def test_care_is_cut_to_the_current_episode():
+    from datetime import date
+
+    from cds_service.rules.model import CareEpisode
+
+    sessions = (
+        (date(2026, 1, 5), date(2026, 1, 5), "Procedure/a"),
+        (date(2026, 5, 1), date(2026, 5, 20), "Procedure/b"),  # a course spanning the onset
+        (date(2026, 7, 1), date(2026, 7, 1), "Procedure/c"),
+    )
+    care = CareEpisode("active", date(2026, 1, 5), date(2026, 7, 1), 3, ("a", "b", "c"), sessions)
+    within = care.since(date(2026, 5, 10))
+    assert within is not None
+    assert (within.first, within.last, within.sessions) == (date(2026, 5, 10), date(2026, 7, 1), 2)
+    assert within.references == ("Procedure/b", "Procedure/c")
+    assert care.since(date(2026, 8, 1)) is None
