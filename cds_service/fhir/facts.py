@@ -106,6 +106,11 @@ _STUDY_IGNORED = frozenset({"cancelled", "entered-in-error"})
 _NEGATIVE_INTERPRETATION = frozenset({"N", "NEG"})
 # A test result that says the tested thing is there (v3 interpretation, SNOMED CT values).
 _POSITIVE_INTERPRETATION = frozenset({"POS", "DET", "A", "AA", "H", "HH", "R"})
+# Words that make an imaging name in text a reported result, not a plan ("MRI LWK aanvragen").
+_IMAGING_RESULT = re.compile(
+    r"\b(?:toont|toonde|laat zien|liet zien|uitslag|conclusie|verslag|shows|showed|revealed"
+    r"|demonstrates|impression|findings?)\b"
+)
 # SNOMED CT: positive, detected, reactive
 _POSITIVE_VALUE_CODES = frozenset({"10828004", "260373001", "11214006"})
 _POSITIVE_WORDS = re.compile(
@@ -632,6 +637,8 @@ class _Builder:
         measured = {c for c in code.hits if self.kind(c) == "measurement"}
         self.text_measurements(value, reference, when, qualifiers, skip=measured)
         self.keep_text_context(value, reference, when)
+        if when is not None and observation.status not in ("registered", "preliminary"):
+            self._care_and_imaging_from_text(observation, value, reference, when)
 
         for concept, hit in code.hits.items():
             if self.kind(concept) == "measurement":
@@ -678,6 +685,34 @@ class _Builder:
             self._read_observation(
                 _component_view(observation, component), f"{reference}#component-{index}"
             )
+
+    def _care_and_imaging_from_text(
+        self, observation: Any, value: _Recognised, reference: str, when: date
+    ) -> None:
+        """Dutch GP records carry care and prior imaging as text, not Procedures (issue 10).
+
+        A journal line or result that affirms exercise therapy or physiotherapy ("Cesar-
+        oefentherapie, 6e behandeling") is a care session on its date; one that reports a
+        lumbar scan's result ("MRI LWK toont HNP L5-S1"), or a result coded as a lumbar scan
+        (NHG Tabel 45 "CT-onderrug/lumbale wervelkolom" with a value), is prior imaging.
+        """
+        for concept, kind in _CARE_KIND.items():
+            if concept in value.hits:
+                self.care.setdefault(kind, []).append((when, when, reference))
+        if self._based_on_excluded(observation):
+            return
+        names = _texts_of(observation.code)
+        results = [t for t in (observation.valueString, *_notes(observation)) if t]
+        for name in names:
+            modality = self.order_modality(name)
+            if modality is not None and results:
+                self.prior_imaging.append(PriorImaging(modality, when, reference))
+                return
+        for text in results:
+            modality = self.order_modality(text)
+            if modality is not None and _IMAGING_RESULT.search(exam.fold(text)):
+                self.prior_imaging.append(PriorImaging(modality, when, reference))
+                return
 
     @staticmethod
     def _is_lab_test(observation: Any) -> bool:

@@ -272,6 +272,7 @@ CASES = [
     case("gp-suspected-malignancy-without-findings", INSUFFICIENT, [RED_FLAG], NO_RATING, INFO),
     case("gp-subjective-numbness-is-no-deficit", INSUFFICIENT, [EXAM_MISSING], NO_RATING, INFO),
     case("gp-text-examination-counts-as-examined", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
+    case("gp-record-journal-therapy-and-nhg-ct", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
     # --- the examples of issue 9, as a GP writes them
     case("gp-severe-pain-a-month-after-discectomy", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("gp-saddle-numbness-in-text", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
@@ -488,3 +489,16 @@ def test_order_reason_as_the_only_episode_asks_for_its_onset(client: Any) -> Non
     met = {c["reason"] for c in entry["checked"] if c["status"] == "met"}
     assert "episode-onset-unknown" in met and "no-episode-data" not in met
     assert entry["missing"] == ["episode-onset"]
+
+
+def test_gp_record_trail_names_journal_care_and_the_nhg_ct(client: Any) -> None:
+    """Issue 10: care read from journal lines and a CT from an NHG-coded result, in the trail."""
+    scenario = scenarios()["gp-record-journal-therapy-and-nhg-ct"]
+    body = client.post(scenario.path, json=build_request(scenario)).get_json()
+    entry = next(iter(decision_entries(body).values()))
+    checked = {c["id"]: c for c in entry["checked"]}
+    assert checked["repeat-imaging"]["status"] == "met"
+    card = body["cards"][0]["detail"]
+    assert "Observation/observation-6" in card  # the CT two months ago (the sixth resource)
+    care = checked["failed-conservative-care"]
+    assert care["reason"] != "no-active-care"  # the journal's exercise therapy was read
