@@ -795,13 +795,16 @@ class TextReader:
         ended = False
         limit = self.rules.list_item_max
         done = 0  # tokens filled so far
+
+        def fill(run: int) -> None:
+            sentence.extend([s] * run)
+            clause.extend([c] * run)
+            group.extend([g] * run)
+            item_start.extend([item] * run)
+
         for i in events:
             if i > done:
-                run = i - done
-                sentence += [s] * run
-                clause += [c] * run
-                group += [g] * run
-                item_start += [item] * run
+                fill(i - done)  # the words between two structure tokens
             t = tokens[i]
             if t == "(":
                 depth += 1
@@ -810,6 +813,7 @@ class TextReader:
             if i in enders:
                 ended = True
             boundary = i in sentence_ends or t in (":", ",") or i in breaks
+            goes_on = False
             if boundary:
                 # a comma inside brackets, or in a list that goes on to "of"/"en", keeps the
                 # list's group: "geen koorts, afvallen of nachtpijn", "negatief (koorts, UWI)"
@@ -820,19 +824,12 @@ class TextReader:
                 c += 1
                 if not goes_on:
                     g += 1
-                sentence.append(s)
-                clause.append(c)
-                group.append(g)
-                item_start.append(item)
+            fill(1)  # a boundary belongs to neither side: a clause (and group) of its own
+            if boundary:
                 c += 1
                 if not goes_on:
                     g += 1
                 item = i + 1
-            else:
-                sentence.append(s)
-                clause.append(c)
-                group.append(g)
-                item_start.append(item)
             if i in sentence_ends:
                 s += 1
                 c += 1
@@ -840,11 +837,7 @@ class TextReader:
                 depth = 0
             done = i + 1
         if n > done:
-            run = n - done
-            sentence += [s] * run
-            clause += [c] * run
-            group += [g] * run
-            item_start += [item] * run
+            fill(n - done)
         doc.sentence, doc.clause, doc.group, doc.item_start = sentence, clause, group, item_start
 
     # -- findings ------------------------------------------------------------------------------
