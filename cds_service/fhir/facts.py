@@ -1023,6 +1023,15 @@ class _Builder:
             hit = code.hits.get("surgical-referral") or context.hits.get("surgical-referral")
             if hit is not None:
                 self.put(Finding("surgical-referral", reference, when, hit.strength))
+        if status == "completed":
+            # a completed referral for therapy with its period is care given over that period
+            # (GP systems record Cesar / Mensendieck / physiotherapy this way, issue 10)
+            period = request.occurrencePeriod
+            start = self.when(_period_start(period)) or self.when(request.occurrenceDateTime)
+            end = self.when(_period_end(period)) or start
+            for concept, kind in _CARE_KIND.items():
+                if concept in code.hits and start is not None:
+                    self.care.setdefault(kind, []).append((start, max(start, end), reference))
         self.surgical_indication(code, reference, when)
         self.surgical_indication(context, reference, when)
 

@@ -232,6 +232,7 @@ CASES = [
     case("mri-episode-11wk-active-care-12wk", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     case("mri-failed-care-single-procedure-period", INDICATED, [CARE], APPROPRIATE, INFO),
     case("mri-care-from-a-previous-episode-does-not-count", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),  # noqa: E501
+    case("mri-failed-care-completed-cesar-referral", INDICATED, [CARE], APPROPRIATE, INFO),
     case("mri-care-scores-missing-but-mrc-4", INDICATED, [NEURO], APPROPRIATE, INFO),
     # --- repeat imaging (repeat_imaging.json)
     case("mri-failed-care-prior-mri-300d", NOT_INDICATED, [REPEAT], NOT_APPROPRIATE, WARNING),
