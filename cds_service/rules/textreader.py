@@ -48,7 +48,6 @@ _TOKEN = re.compile(
 )
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
-_PUNCT_OR_DASH = _PUNCT | {"-"}
 # tokens that can change the structure of a text (sentences, clauses, lists, brackets)
 _STRUCTURE_TOKENS = _PUNCT | {"-", "(", ")"}
 _UNIT_AFTER_NUMBER = frozenset(
