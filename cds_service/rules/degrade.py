@@ -41,7 +41,7 @@ FAMILY_CODES: dict[str, str] = {
     "diagnosticReports": "fhir:diagnostic-reports",
 }
 
-# Families that can only confirm a not-indicated decision: facts.py reads prior lumbar imaging
+# Families that can only confirm a not-indicated decision: fhir/facts reads prior lumbar imaging
 # from them, which the rules use for repeat imaging (not indicated) alone. Every other family,
 # and any code not listed here, could hold a finding that overturns a not-indicated (age, red
 # flags, episodes, examinations, scores, care, medication courses, surgical plans).
