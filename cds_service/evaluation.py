@@ -22,7 +22,7 @@ from cds_service.errors import InvalidRequest, PrefetchUnavailable
 from cds_service.fhir.facts import extract_facts
 from cds_service.fhir.orders import draft_resources, lumbar_orders, orders_to_evaluate
 from cds_service.fhir.prefetch import Prefetch, flatten, gather_prefetch
-from cds_service.hooks.discovery import PREFETCH
+from cds_service.hooks.discovery import PREFETCH, SUPPLEMENTARY_KEYS
 from cds_service.hooks.response import hook_response
 from cds_service.rules.decide import decide
 from cds_service.rules.degrade import degrade, family_codes
@@ -148,7 +148,9 @@ def evaluate(
         language = negotiate(accept_language, None, settings.default_language)
         return Evaluation(hook, language, (), None, hook_response([], [], []))
 
-    gathered = gather_prefetch(request, PREFETCH, settings, session=session)
+    gathered = gather_prefetch(
+        request, PREFETCH, settings, session=session, supplementary=SUPPLEMENTARY_KEYS
+    )
     _require_usable(gathered)
     prefetch = gathered.values
     unavailable = family_codes(gathered.unavailable)

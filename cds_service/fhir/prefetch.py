@@ -102,12 +102,16 @@ def gather_prefetch(
     settings: Settings,
     *,
     session: requests.Session | None = None,
+    supplementary: frozenset[str] = frozenset(),
 ) -> Prefetch:
     """What the client sent, plus what it omitted fetched from fhirServer within the budget.
 
     Raises PrefetchUnavailable (412) only for problems of the request itself: keys missing and no
     fhirServer, a fhirServer that is not allowed, a context value unsafe to put in a query. A key
     the FHIR server fails to deliver (error, timeout, garbage) is reported in `unavailable`.
+    A `supplementary` key the client leaves out while giving no fhirServer is "no data": many
+    EHRs hold no such family (EpisodeOfCare), and a client written against the core keys must not
+    be refused for it.
     """
     sent = request.get("prefetch")
     sent = sent if isinstance(sent, Mapping) else {}
@@ -128,6 +132,12 @@ def gather_prefetch(
             to_fetch[key] = template
 
     unavailable: dict[str, str] = {}
+    server = request.get("fhirServer")
+    if not (isinstance(server, str) and server):
+        for key in supplementary & to_fetch.keys():
+            log.info("prefetch %s: not sent and no fhirServer; read as no data", key)
+            result[key] = None
+            del to_fetch[key]
     if to_fetch:
         fetched, unavailable = _fetch(request, context, to_fetch, settings, session)
         result.update(fetched)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# One template per resource family the rules read (POLICY.md). All Conditions are fetched,
-# not only active ones, because resolved episodes and cancer history are evidence too.
+# One template per resource family the rules read (POLICY.md). All Conditions and episodes are
+# fetched, not only active ones, because resolved episodes and cancer history are evidence too.
 PREFETCH: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
@@ -17,7 +17,14 @@ PREFETCH: dict[str, str] = {
     "serviceRequests": "ServiceRequest?patient={{context.patientId}}",
     "imagingStudies": "ImagingStudy?patient={{context.patientId}}",
     "diagnosticReports": "DiagnosticReport?patient={{context.patientId}}",
+    # Dutch GP systems send the episode as an EpisodeOfCare and each consult as an Encounter
+    "episodesOfCare": "EpisodeOfCare?patient={{context.patientId}}",
+    "encounters": "Encounter?patient={{context.patientId}}",
 }
+
+# Keys a client may leave out without a fhirServer: "no data" then, not a 412 (many EHRs hold no
+# EpisodeOfCare; clients written against the nine core keys keep working).
+SUPPLEMENTARY_KEYS = frozenset({"episodesOfCare", "encounters"})
 
 USAGE_REQUIREMENTS = (
     "Send lumbar-spine imaging orders (X-ray, MRI, CT) as draft ServiceRequests in "

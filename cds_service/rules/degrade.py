@@ -9,7 +9,7 @@ A pure function of the engine's decision and the resource families that were una
   (`CONFIRMS_ONLY`), which can only confirm a not-indicated (repeat imaging);
 - insufficient-data stays so; the engine's own request to record something is dropped when the
   data it asks for lives in an unavailable family (`EXPLAINED_BY`: no episode among Conditions
-  that could not be fetched is no reason to ask for one).
+  or GP episodes that could not be fetched is no reason to ask for one).
 
 Whenever data was unavailable the trail gets a `data-unavailable` criterion, first: met (it
 decides insufficient-data and heads the card) when the fault made the decision insufficient,
@@ -39,6 +39,8 @@ FAMILY_CODES: dict[str, str] = {
     "serviceRequests": "fhir:service-requests",
     "imagingStudies": "fhir:imaging-studies",
     "diagnosticReports": "fhir:diagnostic-reports",
+    "episodesOfCare": "fhir:episodes-of-care",
+    "encounters": "fhir:encounters",
 }
 
 # Families that can only confirm a not-indicated decision: fhir/facts reads prior lumbar imaging
@@ -47,12 +49,14 @@ FAMILY_CODES: dict[str, str] = {
 # flags, episodes, examinations, scores, care, medication courses, surgical plans).
 CONFIRMS_ONLY = frozenset({"fhir:imaging-studies", "fhir:diagnostic-reports"})
 
-# The engine's missing-data codes (rules/decide.py) -> the family that data is read from.
-EXPLAINED_BY: dict[str, str] = {
-    "episode": "fhir:conditions",
-    "episode-onset": "fhir:conditions",
-    "neuro-exam": "fhir:observations",
-    "outcome-scores": "fhir:observations",
+# The engine's missing-data codes (rules/decide.py) -> the families that data is read from.
+# The episode and its onset come from Conditions, GP episodes (EpisodeOfCare) and consults.
+_EPISODE_FAMILIES = frozenset({"fhir:conditions", "fhir:episodes-of-care", "fhir:encounters"})
+EXPLAINED_BY: dict[str, frozenset[str]] = {
+    "episode": _EPISODE_FAMILIES,
+    "episode-onset": _EPISODE_FAMILIES,
+    "neuro-exam": frozenset({"fhir:observations"}),
+    "outcome-scores": frozenset({"fhir:observations"}),
 }
 
 
@@ -67,7 +71,11 @@ def degrade(decision: Decision, unavailable: Collection[str]) -> Decision:
         return decision
     codes = tuple(sorted(unavailable))
     # What the engine asks to record that the unavailable data may well hold is not asked.
-    own = tuple(code for code in decision.missing if EXPLAINED_BY.get(code) not in unavailable)
+    own = tuple(
+        code
+        for code in decision.missing
+        if not EXPLAINED_BY.get(code, frozenset()) & frozenset(unavailable)
+    )
     if decision.outcome is Outcome.NOT_INDICATED:
         decides = any(code not in CONFIRMS_ONLY for code in codes)
     elif decision.outcome is Outcome.INSUFFICIENT_DATA:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import cds_service.fhir.facts  # noqa: F401  (registers the readers)
+from cds_service.fhir.facts.registry import READERS
 from cds_service.hooks.discovery import PREFETCH
 
 
@@ -30,7 +32,11 @@ def test_prefetch_templates_cover_every_resource_family_the_rules_read(client):
         "ServiceRequest",
         "ImagingStudy",
         "DiagnosticReport",
+        "EpisodeOfCare",
+        "Encounter",
     }
+    # every resource type the facts package has a reader for is asked for, and no other
+    assert resource_types == set(READERS)
     # CDS Hooks 2.0 allows only root-level context tokens in templates.
     for template in PREFETCH.values():
         assert "{{context.patientId}}" in template

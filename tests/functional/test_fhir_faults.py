@@ -34,6 +34,8 @@ ROUTES = {
     "serviceRequests": f"ServiceRequest?patient={PATIENT_ID}",
     "imagingStudies": f"ImagingStudy?patient={PATIENT_ID}",
     "diagnosticReports": f"DiagnosticReport?patient={PATIENT_ID}",
+    "episodesOfCare": f"EpisodeOfCare?patient={PATIENT_ID}",
+    "encounters": f"Encounter?patient={PATIENT_ID}",
 }
 OUTCOME = {
     "resourceType": "OperationOutcome",
@@ -149,6 +151,35 @@ def test_server_slower_than_the_budget_degrades_in_time(client, stub):
     assert result.get("missing", []) == ["fhir:observations"]
     assert elapsed >= BUDGET - 0.1  # it did wait for the server, as long as the budget allows
     assert requests_for(stub, "observations") == 1  # a timeout is not retried
+
+
+@pytest.mark.parametrize(
+    ("key", "family", "label"),
+    [
+        ("episodesOfCare", "fhir:episodes-of-care", "(EpisodeOfCare)"),
+        ("encounters", "fhir:encounters", "(Encounter)"),
+    ],
+)
+def test_gp_episodes_or_consults_not_delivered_degrade_a_not_indicated(
+    client, stub, key, family, label
+):
+    # they may hold an earlier onset of the episode, which could make the scan indicated
+    stub.add(ROUTES[key], OUTCOME, status=500)
+    response, _ = hook_call(client, stub, [key])
+    result = entry(response)
+    assert (result["decision"], result.get("missing", [])) == ("insufficient-data", [family])
+    (card,) = response.get_json()["cards"]
+    assert label in card["detail"]
+
+
+def test_gp_episodes_left_out_without_fhir_server_are_no_data(client):
+    request = copy.deepcopy(sample_request())
+    for key in ("episodesOfCare", "encounters"):
+        request["prefetch"].pop(key)
+    request.pop("fhirServer", None)
+    response = client.post(SELECT, json=request, headers={"Accept-Language": "en"})
+    assert response.status_code == 200
+    assert decisions(response.get_json())[ORDER]["decision"] == "not-indicated"
 
 
 def test_500_degrades_without_retry(client, stub):
@@ -348,7 +379,7 @@ def test_dead_server_is_412_in_time(client, stub):
 # -- concurrency -----------------------------------------------------------------------------------
 
 
-def test_nine_slow_keys_are_fetched_concurrently(client, stub):
+def test_every_slow_key_is_fetched_concurrently(client, stub):
     delay = 0.3
     original = sample_request()["prefetch"]
     for key in PREFETCH_KEYS:
@@ -359,4 +390,4 @@ def test_nine_slow_keys_are_fetched_concurrently(client, stub):
     assert len(stub.requests) == len(PREFETCH_KEYS)
     rounds = -(-len(PREFETCH_KEYS) // MAX_CONCURRENT_FETCHES)
     assert elapsed < rounds * delay + 0.6 < len(PREFETCH_KEYS) * delay
-    print(f"9 keys x {delay} s delay: {elapsed:.2f} s")
+    print(f"{len(PREFETCH_KEYS)} keys x {delay} s delay: {elapsed:.2f} s")

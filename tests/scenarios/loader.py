@@ -48,6 +48,8 @@ PREFETCH_KEYS = {
     "ServiceRequest": "serviceRequests",
     "ImagingStudy": "imagingStudies",
     "DiagnosticReport": "diagnosticReports",
+    "EpisodeOfCare": "episodesOfCare",
+    "Encounter": "encounters",
 }
 DEFAULT_STATUS = {
     "Observation": "final",

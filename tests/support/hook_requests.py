@@ -22,6 +22,8 @@ PREFETCH_KEYS = (
     "serviceRequests",
     "imagingStudies",
     "diagnosticReports",
+    "episodesOfCare",
+    "encounters",
 )
 
 

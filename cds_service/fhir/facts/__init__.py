@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 # Importing the reader modules registers them (registry.READERS).
 from cds_service.fhir.facts import (  # noqa: F401
     conditions,
+    episodes,
     imaging,
     medications,
     observations,

@@ -17,7 +17,7 @@ from cds_service.fhir.facts.common import (
     side_of,
     texts_of,
 )
-from cds_service.fhir.facts.registry import READERS
+from cds_service.fhir.facts.registry import FINISHERS, READERS
 from cds_service.fhir.validated import validated
 from cds_service.rules.model import (
     CareEpisode,
@@ -32,6 +32,7 @@ from cds_service.rules.model import (
 )
 
 if TYPE_CHECKING:
+    from cds_service.fhir.facts.episodes import ContactNote, EpisodeNote
     from cds_service.rules.knowledge import Knowledge
     from cds_service.rules.textreader import Reading
 
@@ -98,6 +99,9 @@ class FactsBuilder:
         self.episode_dates: list[date] = []
         self.episode_references: list[str] = []
         self.prior_episodes: list[Finding] = []
+        self.episode_conditions: dict[str, bool] = {}  # back-pain Condition -> current
+        self.episodes_of_care: list[EpisodeNote] = []
+        self.encounters: list[ContactNote] = []
         self.other_condition_dates: list[date] = []
         self.medications: list[Medication] = []
         self.care: dict[str, list[tuple[date, date, str]]] = {}
@@ -392,6 +396,8 @@ class FactsBuilder:
 
     def build(self) -> PatientFacts:
         """Freeze everything read so far into PatientFacts."""
+        for finish in FINISHERS:
+            finish(self)
         care = []
         for kind, sessions in sorted(self.care.items()):
             sessions.sort()

@@ -80,6 +80,8 @@ def read_condition(b: FactsBuilder, condition: Any, reference: str) -> None:
     if current:
         b.keep_text_context(code, reference, when)
         b.keep_text_context(notes, reference, when)
+    if episode:
+        b.episode_conditions[reference] = current
     if episode and current:
         b.episode_references.append(reference)
         if when is not None:

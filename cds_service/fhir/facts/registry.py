@@ -10,8 +10,13 @@ if TYPE_CHECKING:
 
 Reader = Callable[["FactsBuilder", Any, str], None]
 
+Finisher = Callable[["FactsBuilder"], None]
+
 # resource type -> its reader; every other type is ignored
 READERS: dict[str, Reader] = {}
+# run once every resource is read, before the facts are frozen: links between resources
+# (an EpisodeOfCare naming its Condition) can only be resolved then
+FINISHERS: list[Finisher] = []
 
 
 def reads(resource_type: str) -> Callable[[Reader], Reader]:
@@ -24,3 +29,9 @@ def reads(resource_type: str) -> Callable[[Reader], Reader]:
         return reader
 
     return register
+
+
+def finishes(finisher: Finisher) -> Finisher:
+    """Register the decorated function to run once all resources are read."""
+    FINISHERS.append(finisher)
+    return finisher

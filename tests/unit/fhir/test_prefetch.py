@@ -460,3 +460,23 @@ class TestAgainstLoopbackServer:
         with pytest.raises(FhirServerNotAllowed):
             resolve_prefetch(stub_request(stub, {}), TEMPLATES, production, session=session)
         assert stub.requests == []
+
+
+def test_supplementary_keys_left_out_without_fhir_server_are_no_data():
+    sent = {key: value for key, value in full_prefetch().items() if key != "conditions"}
+    request = hook_request(sent)
+    del request["fhirServer"]
+    with pytest.raises(PrefetchUnavailable):
+        gather_prefetch(request, TEMPLATES, SETTINGS)  # a core key: 412 as before
+    result = gather_prefetch(request, TEMPLATES, SETTINGS, supplementary=frozenset({"conditions"}))
+    assert result.values["conditions"] is None
+    assert result.unavailable == {}
+
+
+def test_supplementary_keys_are_fetched_when_a_fhir_server_is_given(mocked):
+    sent = {key: value for key, value in full_prefetch().items() if key != "conditions"}
+    mocked.get(f"{SERVER}/Condition", json=searchset(CONDITION))
+    result = gather_prefetch(
+        hook_request(sent), TEMPLATES, SETTINGS, supplementary=frozenset({"conditions"})
+    )
+    assert result.values["conditions"]["entry"][0]["resource"]["id"] == "c1"
