@@ -14,10 +14,12 @@ grows with the length of the text, however dense its keywords; texts longer than
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, islice
 from typing import Any, NamedTuple
 
 # Contexts a finding read from text can have; only AFFIRMED counts as the patient's finding now.
@@ -35,8 +37,15 @@ SECTIONS = ("S", "O", "E", "P", "VG", "FA", "DD")
 
 # Tokens, in order of preference: spinal levels (kept whole, so "L4-L5" holds no "-" sign),
 # MRC grades "4/5" "4-/5", numbers, dotted abbreviations ("i.v."), words, signs and punctuation.
+# Two alternatives come first because nothing else can match where they do, and they are most
+# tokens: punctuation, and a "plain" word, whose second character rules out a level, an
+# abbreviation and a slash ("koorts"; not "l5", "i.v.", "r/o").
 _TOKEN = re.compile(
-    r"(?=[lstc]\d)(?P<level>(?<![^\W_])[lstc]\d{1,2}(?:\s?-\s?[lstc]?\d{1,2})?(?![^\W_]))"
+    # every token starts with one of these: a position that holds none tries no alternative
+    r"(?=[^\W_]|[+\-/?().;:,!\n])(?:"
+    r"(?P<punct>[.;:,!\n])"
+    r"|(?P<plain>[^\W\d_](?![\d./])[^\W_]*)"
+    r"|(?=[lstc]\d)(?P<level>(?<![^\W_])[lstc]\d{1,2}(?:\s?-\s?[lstc]?\d{1,2})?(?![^\W_]))"
     r"|(?=[0-5][+-]?/)(?P<grade>(?<![\w/])[0-5][+-]?/5(?![\w/]))"
     r"|(?P<num>\d+(?:[.,]\d+)?)"
     r"|(?=[^\W\d_]\.[^\W\d_]\.)(?P<abbr>(?<![^\W_])(?:[^\W\d_]\.){2,}(?![^\W_]))"
@@ -44,7 +53,7 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W_]+)"
     r"|(?P<join>(?<=[^\W_])-(?=[^\W\d_]))"
     r"|(?P<sign>[+\-/?()])"
-    r"|(?P<punct>[.;:,!\n])"
+    r")"
 )
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
@@ -62,7 +71,10 @@ def fold_keep_length(text: str) -> str:
     lowered = text.lower()
     if lowered.isascii():
         return lowered
-    return lowered.translate(_fold_table(frozenset(_NON_ASCII.findall(lowered))))
+    # str.translate looks every character up in the table, ASCII or not: replacing only the
+    # few non-ASCII ones is some ten times faster on a long note
+    table = _fold_table(frozenset(_NON_ASCII.findall(lowered)))
+    return _NON_ASCII.sub(lambda m: table[ord(m.group())], lowered)
 
 
 _FOLD_CACHE: dict[str, str] = {}
@@ -111,6 +123,27 @@ def _tokens(folded: str) -> list[tuple[str, int, int]]:
         if kind != "join":
             out.append((_normal_token(kind, m.group()), m.start(), m.end()))
     return out
+
+
+_MATCH_TEXT = re.Match.group
+_MATCH_KIND = operator.attrgetter("lastgroup")
+_MATCH_START = re.Match.start
+_MATCH_END = re.Match.end
+_FIRST = operator.itemgetter(0)
+# the words before an MRC grade given as a bare number ("kracht 4")
+_GRADE_WORDS = ("mrc", "kracht", "kr", "strength", "power")
+# the kinds of token that _normal_token changes
+_NORMALISED_KINDS = frozenset({"abbr", "level", "num"})
+
+
+def _positions(items: list[Any], value: Any) -> list[int]:
+    """The indices of `value` in `items`, found by list.index (a scan at C speed)."""
+    found: list[int] = []
+    i = -1
+    for _ in range(items.count(value)):
+        i = items.index(value, i + 1)
+        found.append(i)
+    return found
 
 
 def _normal_token(kind: str | None, token: str) -> str:
@@ -287,13 +320,16 @@ class _Doc:
 class _Bucket:
     """The phrases that start with one word: one-word phrases, then by their second word."""
 
-    __slots__ = ("by_second", "multi", "single", "stem_second")
+    __slots__ = ("by_second", "multi", "single", "stem_second", "thirds")
 
     def __init__(self) -> None:
         self.multi = False  # any phrase of more than one word
         self.single: list[Any] = []
         self.by_second: dict[str, list[tuple[tuple[str, ...], Any, bool]]] = {}
         self.stem_second: list[tuple[tuple[str, ...], Any, bool]] = []
+        # second word -> the third words of its phrases, when all have a plain third word
+        # (None otherwise): none of them near, and none of the phrases can match
+        self.thirds: dict[str, set[str] | None] = {}
 
 
 class _PhraseIndex:
@@ -309,8 +345,12 @@ class _PhraseIndex:
         self.stem_lengths: list[int] = []
         self._stem_heads: set[str] = set()
         self._words: set[str] = set()
+        # token -> the buckets of the phrases it can start, in the order find() tries them:
+        # most tokens start no phrase, and one dict look-up tells so
+        self._plans: dict[str, tuple[_Bucket, ...]] = {}
 
     def add(self, words: tuple[str, ...], payload: Any, gaps: bool) -> None:
+        self._plans.clear()
         first = words[0]
         if first.endswith("*"):
             bucket = self.stems.setdefault(first[:-1], _Bucket())
@@ -327,35 +367,65 @@ class _PhraseIndex:
             bucket.stem_second.append((words, payload, gaps))
         else:
             bucket.by_second.setdefault(words[1], []).append((words, payload, gaps))
+            thirds = bucket.thirds.setdefault(words[1], set())
+            if len(words) == 2 or words[2].endswith("*"):
+                bucket.thirds[words[1]] = None
+            elif thirds is not None:
+                thirds.add(words[2])
 
     def vocabulary(self) -> set[str]:
         """Every plain word of every phrase."""
         return set(self._words)
 
-    def find(self, forms: Sequence[str], hard: Sequence[bool], gap: int) -> list[_Span]:
-        """Every occurrence of every phrase in token order (overlaps included)."""
+    def find(
+        self, forms: Sequence[str], hard: Sequence[bool], gap: int, fast: bool = True
+    ) -> list[_Span]:
+        """Every occurrence of every phrase in token order (overlaps included).
+
+        `fast`: visit only the tokens that start a phrase, and match two-word phrases here;
+        False takes every token and every phrase through _rest (the same spans, slower).
+        """
         found: list[_Span] = []
-        exact, stems, lengths = self.exact, self.stems, self.stem_lengths
-        shortest = lengths[0] if lengths else 0
-        heads = self._stem_heads
         match = self._match
         n = len(forms)
-        for i, token in enumerate(forms):
-            bucket = exact.get(token)
-            if bucket is not None:
-                if bucket.multi:
-                    match(found, forms, hard, i, bucket, gap, n)
-                else:
-                    for payload in bucket.single:
-                        found.append(_Span(i, i + 1, payload))
-            if shortest and token[:shortest] in heads:
-                for length in lengths:
-                    if length > len(token):
-                        break
-                    sb = stems.get(token[:length])
-                    if sb is not None:
-                        match(found, forms, hard, i, sb, gap, n)
+        plans = list(map(self._plans.get, forms))
+        if None in plans:
+            for i in _positions(plans, None):
+                plans[i] = self._plan(forms[i])
+        for i in compress(range(n), plans) if fast else range(n):
+            for bucket in plans[i]:
+                for payload in bucket.single:
+                    found.append(_Span(i, i + 1, payload))
+                if (
+                    bucket.multi
+                    and (
+                        not fast
+                        or bucket.stem_second
+                        # no second word of any phrase within reach: _match would find nothing
+                        or not bucket.by_second.keys().isdisjoint(forms[i + 1 : i + gap + 2])
+                    )
+                ):
+                    match(found, forms, hard, i, bucket, gap, n, fast)
         return found
+
+    def _plan(self, token: str) -> tuple[_Bucket, ...]:
+        """The buckets a token starts: its exact word, then the stems it begins with."""
+        buckets = []
+        bucket = self.exact.get(token)
+        if bucket is not None:
+            buckets.append(bucket)
+        lengths = self.stem_lengths
+        if lengths and token[: lengths[0]] in self._stem_heads:
+            for length in lengths:
+                if length > len(token):
+                    break
+                stem = self.stems.get(token[:length])
+                if stem is not None:
+                    buckets.append(stem)
+        plan = tuple(buckets)
+        if len(self._plans) < 50_000:  # bounded: a hostile text cannot grow it further
+            self._plans[token] = plan
+        return plan
 
     @classmethod
     def _match(
@@ -367,22 +437,37 @@ class _PhraseIndex:
         bucket: _Bucket,
         gap: int,
         n: int,
+        fast: bool,
     ) -> None:
-        for payload in bucket.single:
-            found.append(_Span(i, i + 1, payload))
+        """The phrases of more than one word of a bucket that start at token i."""
         by_second = bucket.by_second
-        if not by_second and not bucket.stem_second:
-            return
         j = i + 1
         for k in range(j, min(n, j + gap + 1)):
             if k > j and (hard[k - 1] or (forms[k - 1] == "," and k - 1 != j)):
                 break
             candidates = by_second.get(forms[k])
             if candidates:
+                if fast:
+                    thirds = bucket.thirds[forms[k]]
+                    if thirds is not None and thirds.isdisjoint(forms[k + 1 : k + 2 + gap]):
+                        continue
                 for words, payload, gaps in candidates:
                     if k != j and not gaps:
                         continue
-                    cls._rest(found, forms, hard, i, j, k, words, payload, gap if gaps else 0, n)
+                    if fast and len(words) == 2:
+                        # _rest for two words: the loop above has checked the gap's tokens
+                        # (none hard, a comma only first), so only "heftige, bonkende" remains
+                        if k == j:
+                            found.append(_Span(i, j + 1, payload))
+                        elif forms[j] != "," or k - j == 2:
+                            found.append(_Span(i, k + 1, payload, tuple(range(j, k))))
+                        continue
+                    allowed = gap if gaps else 0
+                    if fast and not words[2].endswith("*"):
+                        # _rest looks for the third word within `allowed` tokens of the second
+                        if words[2] not in forms[k + 1 : k + 2 + allowed]:
+                            continue
+                    cls._rest(found, forms, hard, i, j, k, words, payload, allowed, n)
         for words, payload, gaps in bucket.stem_second:
             cls._rest(found, forms, hard, i, j, None, words, payload, gap if gaps else 0, n)
 
@@ -510,6 +595,8 @@ class TextReader:
         measurements: Iterable[str] = (),
     ) -> None:
         self.rules = rules
+        # False: every step takes its full path (the fast paths must read exactly the same)
+        self._fast_paths = True
         # "normaal", "gb" after an examined item is its result, not its negation
         self._measurements = frozenset(measurements)
         index = _PhraseIndex()
@@ -615,6 +702,10 @@ class TextReader:
         )
         self._form_cache: dict[str, str] = {}
         self._split_heads = frozenset(p[:3] for p in self._split)
+        # a text without any of the split prefixes, anywhere, has no word to split
+        self._split_anywhere = (
+            re.compile("|".join(re.escape(p) for p in self._split)) if self._split else None
+        )
         self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
         self._section_contexts = {n: c for n, c, _, _ in rules.sections.values() if c}
         self._section_sources = {n: src for n, _, src, _ in rules.sections.values() if src}
@@ -641,6 +732,52 @@ class TextReader:
 
     def _doc(self, text: str) -> _Doc:
         folded = fold_keep_length(text)
+        if not self._fast_paths or (
+            # a word may start with "linker", "rechter": the loop splits it
+            self._split_anywhere is not None and self._split_anywhere.search(folded)
+        ):
+            return self._doc_loop(text, _TOKEN.finditer(folded))
+        # Token by token in Python only where a token needs more than its match: the lists
+        # are built by map() at C speed, and the rare cases below go to the full loop.
+        tokens: list[str] = []
+        kinds: list[str | None] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        matches = _TOKEN.finditer(folded)
+        # in slices: a list of all the matches of a long note would keep them alive long
+        # enough for the garbage collector to scan them again and again
+        while chunk := list(islice(matches, 500)):
+            tokens += map(_MATCH_TEXT, chunk)
+            kinds += map(_MATCH_KIND, chunk)
+            starts += map(_MATCH_START, chunk)
+            ends += map(_MATCH_END, chunk)
+        present = set(kinds)
+        if not present.isdisjoint(_NORMALISED_KINDS):
+            for kind in present & _NORMALISED_KINDS:
+                for i in _positions(kinds, kind):
+                    tokens[i] = _normal_token(kind, tokens[i])
+        abbreviations = self.rules.abbreviations
+        dropped = []
+        for i in _positions(tokens, "."):
+            if i and tokens[i - 1] in abbreviations:
+                # "pt. heeft", "evt. fysio": an abbreviation's dot, as _doc_loop tells it
+                rest = text[ends[i] : ends[i] + 3].lstrip(" ")
+                if rest and rest[0].isalnum() and rest[0].islower():
+                    if tokens[i + 1 : i + 2] == ["."]:
+                        # the dot before it decides
+                        return self._doc_loop(text, _TOKEN.finditer(folded))
+                    dropped.append(i)
+        if "join" in present or dropped:
+            keep = [kind != "join" for kind in kinds]
+            for i in dropped:
+                keep[i] = False
+            tokens = list(compress(tokens, keep))
+            starts = list(compress(starts, keep))
+            ends = list(compress(ends, keep))
+        return _Doc(text, tokens, starts, ends)
+
+    def _doc_loop(self, text: str, matches: Iterable[re.Match[str]]) -> _Doc:
+        """The tokens of the matches, one by one: the full path that _doc's fast one equals."""
         tokens: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
@@ -648,11 +785,11 @@ class TextReader:
         abbreviations = self.rules.abbreviations
         split = self._split
         split_heads = self._split_heads
-        for m in _TOKEN.finditer(folded):
+        for m in matches:
             kind = m.lastgroup
             token = m.group()
             start, end = m.span()
-            if kind == "word":
+            if kind == "plain" or kind == "word":
                 if split and len(token) > 6 and token[:3] in split_heads:
                     for prefix in split:
                         if token.startswith(prefix) and len(token) - len(prefix) >= 3:
@@ -753,7 +890,7 @@ class TextReader:
         n = len(tokens)
         answers = self._answers
         text, starts, ends = doc.text, doc.starts, doc.ends
-        marks = [i for i, t in enumerate(tokens) if t in _STRUCTURE_TOKENS]
+        marks = list(compress(range(n), map(_STRUCTURE_TOKENS.__contains__, tokens)))
         breaks = set(breaks)
         sentence_ends: set[int] = set()
         for i in marks:
@@ -770,11 +907,12 @@ class TextReader:
                 and text[ends[i] : ends[i] + 1] == " "
             ):
                 breaks.add(i)  # " - " between words; "urine- of ontlasting" is no break
-        hard = sorted(sentence_ends | breaks | {i for i in marks if tokens[i] == ":"})
         words = self._list_words
-        listed = []
+        listed: list[int] = []
+        hard: list[int] = []  # needed only to look for a list word ahead
         if not words.isdisjoint(tokens):
-            listed = [i for i, t in enumerate(tokens) if t in words]
+            listed = list(compress(range(n), map(words.__contains__, tokens)))
+            hard = sorted(sentence_ends | breaks | {i for i in marks if tokens[i] == ":"})
 
         def list_ahead(i: int) -> bool:
             """A list word follows before the sentence or a clause otherwise ends."""
@@ -794,16 +932,17 @@ class TextReader:
         ended = False
         limit = self.rules.list_item_max
         done = 0  # tokens filled so far
-
-        def fill(run: int) -> None:
-            sentence.extend([s] * run)
-            clause.extend([c] * run)
-            group.extend([g] * run)
-            item_start.extend([item] * run)
+        # filled inline, not by a helper: this loop runs once per punctuation mark
+        add_sentence, add_clause = sentence.append, clause.append
+        add_group, add_item = group.append, item_start.append
 
         for i in events:
             if i > done:
-                fill(i - done)  # the words between two structure tokens
+                run = i - done  # the words between two structure tokens
+                sentence += [s] * run
+                clause += [c] * run
+                group += [g] * run
+                item_start += [item] * run
             t = tokens[i]
             if t == "(":
                 depth += 1
@@ -823,7 +962,11 @@ class TextReader:
                 c += 1
                 if not goes_on:
                     g += 1
-            fill(1)  # a boundary belongs to neither side: a clause (and group) of its own
+            # a boundary belongs to neither side: a clause (and group) of its own
+            add_sentence(s)
+            add_clause(c)
+            add_group(g)
+            add_item(item)
             if boundary:
                 c += 1
                 if not goes_on:
@@ -836,29 +979,38 @@ class TextReader:
                 depth = 0
             done = i + 1
         if n > done:
-            fill(n - done)
+            run = n - done
+            sentence += [s] * run
+            clause += [c] * run
+            group += [g] * run
+            item_start += [item] * run
         doc.sentence, doc.clause, doc.group, doc.item_start = sentence, clause, group, item_start
 
     # -- findings ------------------------------------------------------------------------------
 
     def _findings(self, doc: _Doc, line_section: str | None) -> list[TextFinding]:
-        known, form = self._form_cache.get, self._form
-        forms = [known(t) or form(t) for t in doc.tokens]
+        fast = self._fast_paths
+        # the per-token lists are built by map() where it can: C speed, not a Python loop
+        forms = list(map(self._form_cache.get, doc.tokens))
+        if None in forms:
+            for i in _positions(forms, None):
+                forms[i] = self._form(doc.tokens[i])
         n = len(forms)
         # hard stops for the keyword gaps: sentence ends and colons (clause breaks come later)
-        forbidden = _GAP_TOKENS_FORBIDDEN
-        hard_gap = [t in forbidden for t in forms]
-        spans = self._index.find(forms, hard_gap, self.rules.gap)
+        hard_gap = list(map(_GAP_TOKENS_FORBIDDEN.__contains__, forms))
+        spans = self._index.find(forms, hard_gap, self.rules.gap, fast)
         roles: dict[str, list[_Span]] = {}
         for span in spans:
             roles.setdefault(span.payload[0], []).append(span)
         numbers = (
-            [i for i, t in enumerate(forms) if t[0].isdigit()] if _DIGIT.search(doc.text) else []
+            list(compress(range(n), map(str.isdigit, map(_FIRST, forms))))
+            if _DIGIT.search(doc.text)
+            else []
         )
         if "kw" not in roles and "form" not in roles and not self._grade_possible(forms, numbers):
             return []
         keywords = self._keywords(roles)
-        grades = self._grades(forms) if numbers else []
+        grades = self._grades(forms, numbers if fast else None) if numbers else []
         if not keywords and not grades:
             return []
         breaks = {sp.start for sp in roles["break"]} if "break" in roles else set()
@@ -890,12 +1042,11 @@ class TextReader:
             cues = _CueSet([], [], doc.sentence)
         by_sentence = cues.families_in
         sentence = doc.sentence
-        for i, t in enumerate(forms):
-            if t == "?":
-                # a doubting "?" may stand just before the next sentence's first word
-                by_sentence.setdefault(sentence[i], set()).add(SUSPECTED)
-                if i + 1 < n:
-                    by_sentence.setdefault(sentence[i + 1], set()).add(SUSPECTED)
+        for i in _positions(forms, "?"):
+            # a doubting "?" may stand just before the next sentence's first word
+            by_sentence.setdefault(sentence[i], set()).add(SUSPECTED)
+            if i + 1 < n:
+                by_sentence.setdefault(sentence[i + 1], set()).add(SUSPECTED)
         for i in numbers:
             if len(forms[i]) == 4 and forms[i][:2] in ("19", "20"):
                 by_sentence.setdefault(sentence[i], set()).add(HISTORICAL)  # a past year
@@ -922,38 +1073,57 @@ class TextReader:
             out.setdefault(key, finding)
 
         rules = self.rules
+        # looked up once per text, not once per keyword
+        exam_items = rules.exam_items
+        reported_concepts = rules.families[REPORTED].applies_to
+        severe_pain_from = rules.severe_pain_from
+        item_of = self._item_of
+        sources = self._section_sources
+        families_in = cues.families_in
+        doc_sentence, doc_section, doc_clause = doc.sentence, doc.section, doc.clause
+        context_of = self._context
+        no_qualifiers: frozenset[str] = frozenset()
         for span in keywords:
             _, concept, flavour = span.payload
-            context, cue = self._context(doc, span, cues, concept, absence_starts)
-            section = doc.section[span.start]
-            clause = doc.clause[span.start]
-            q = quals.get(clause, frozenset())
+            start = span.start
+            section = doc_section[start]
+            if section is None and flavour != "form" and not families_in.get(doc_sentence[start]):
+                context, cue = AFFIRMED, None  # _context's own first answer, without the call
+            else:
+                context, cue = context_of(doc, span, cues, concept, absence_starts)
+            clause = doc_clause[start]
+            q = quals.get(clause, no_qualifiers) if quals else no_qualifiers
             if flavour == "checked" and context not in (NEGATED, CONDITIONAL):
                 continue  # "mictie", "anal tone": what was checked, never the finding itself
             examined = False
-            words = doc.surface(span.start, span.end)
-            if concept in rules.exam_items and context == AFFIRMED:
+            words = doc.surface(start, span.end)
+            if concept in exam_items and context == AFFIRMED:
                 # an examined item in the patient's words is no examination ("voelt minder kracht")
                 if not self._objective(doc, span, "", exam_clauses, grade_clauses, cues)[0]:
                     continue
-            if concept in rules.families[REPORTED].applies_to:
+            if concept in reported_concepts:
                 examined, reported_cue = self._objective(
                     doc, span, flavour, exam_clauses, grade_clauses, cues
                 )
                 if context == AFFIRMED and not examined:
                     context, cue = REPORTED, reported_cue or words
             finding = TextFinding(concept, words, context, cue, q, None, section, examined)
-            emit(finding)
-            item = self._item_of.get(concept)
-            on_exam = self._section_source(section) == "examined" or clause in exam_clauses
-            if item and examined and (context == AFFIRMED or (context == NEGATED and on_exam)):
-                # an examined deficit (or its absence) records that the item was examined
-                emit(TextFinding(item, words, AFFIRMED, None, q, None, section, True))
+            key = (concept, context, words, None)
+            if key not in out:
+                out[key] = finding
+            item = item_of.get(concept)
+            if item and examined:
+                on_exam = (
+                    section is not None and sources.get(section) == "examined"
+                ) or clause in exam_clauses
+                if context == AFFIRMED or (context == NEGATED and on_exam):
+                    # an examined deficit (or its absence) records that the item was examined
+                    emit(TextFinding(item, words, AFFIRMED, None, q, None, section, True))
             if context == REPORTED:
                 emit(TextFinding("radicular-symptoms", words, AFFIRMED, None, q, None, section))
-            if concept in rules.severe_pain_from and self._severity_beside(span, severe_marks):
+            if concept in severe_pain_from and self._severity_beside(span, severe_marks):
                 emit(TextFinding("severe-pain", words, context, cue, q, None, section))
-            if concept in rules.exam_items and not (
+            if concept in exam_items and not (
                 concept == "muscle-strength" and clause in grade_clauses
             ):
                 self._exam_result(doc, span, finding, results, cues, emit)
@@ -992,7 +1162,9 @@ class TextReader:
                 )
             )
         if numbers:
-            for finding in self._temperatures(doc, forms, keywords, cues):
+            for finding in self._temperatures(
+                doc, forms, keywords, cues, numbers if fast else None
+            ):
                 emit(finding)
         return list(out.values())
 
@@ -1537,14 +1709,28 @@ class TextReader:
         """A cheap test: could the text hold an MRC grade at all?"""
         return bool(numbers) and ("mrc" in forms or any(forms[i].endswith("/5") for i in numbers))
 
-    def _grades(self, forms: list[str]) -> list[tuple[int, float]]:
-        """MRC grades: "4/5", "4-/5", "MRC 3", "MRC-graad 4", "kracht 4"."""
+    def _grades(
+        self, forms: list[str], numbers: list[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """MRC grades: "4/5", "4-/5", "MRC 3", "MRC-graad 4", "kracht 4".
+
+        `numbers` (the tokens that start with a digit): visit only those and the grade words,
+        in token order, not every token (the same grades).
+        """
         grades: list[tuple[int, float]] = []
         n = len(forms)
-        for i, t in enumerate(forms):
+        if numbers is None:
+            visit: Iterable[int] = range(n)
+        else:
+            visit = [i for i in numbers if forms[i].endswith("/5")]
+            for word in _GRADE_WORDS:
+                visit += _positions(forms, word)
+            visit.sort()
+        for i in visit:
+            t = forms[i]
             if len(t) >= 3 and t[0].isdigit() and t.endswith("/5"):
                 grades.append((i, _grade_value(t[:-2])))
-            elif t in ("mrc", "kracht", "kr", "strength", "power"):
+            elif t in _GRADE_WORDS:
                 # "MRC 4", "MRC-graad 3", "kracht voetheffers li 4", "power 4 L EHL"
                 j = i + 1
                 while (
@@ -1566,15 +1752,24 @@ class TextReader:
         return grades
 
     def _temperatures(
-        self, doc: _Doc, forms: list[str], keywords: list[_Span], cues: _CueSet
+        self,
+        doc: _Doc,
+        forms: list[str],
+        keywords: list[_Span],
+        cues: _CueSet,
+        numbers: list[int] | None = None,
     ) -> list[TextFinding]:
-        """A measured temperature ("temp 38,6", "T 38.2", "koorts 38,5", "afebrile (36.8)")."""
+        """A measured temperature ("temp 38,6", "T 38.2", "koorts 38,5", "afebrile (36.8)").
+
+        `numbers` (the tokens that start with a digit): visit only those, not every token.
+        """
         anchors: dict[int, _Span] = {}
         for span in keywords:
             if span.payload[1] in ("body-temperature", "fever"):
                 anchors[span.end - 1] = span
         found: list[TextFinding] = []
-        for j, token in enumerate(forms):
+        for j in range(len(forms)) if numbers is None else numbers:
+            token = forms[j]
             if not token[:1].isdigit() or not token[-1].isdigit():
                 continue
             try:
