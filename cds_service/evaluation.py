@@ -27,7 +27,7 @@ from cds_service.hooks.response import hook_response
 from cds_service.rules.decide import decide
 from cds_service.rules.degrade import degrade, family_codes
 from cds_service.rules.knowledge import Knowledge
-from cds_service.rules.model import Decision, Outcome, PatientFacts
+from cds_service.rules.model import CriterionResult, Decision, Outcome, PatientFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,18 @@ def _text_findings(item: OrderEvaluation, facts: PatientFacts) -> list[dict[str,
     ]
 
 
+def _checked(criterion: CriterionResult) -> dict[str, Any]:
+    """One criterion of the trail: id, status, reason and the references it rests on."""
+    entry: dict[str, Any] = {
+        "id": criterion.id,
+        "status": criterion.status.value,
+        "reason": criterion.reason,
+    }
+    if criterion.evidence:
+        entry["evidence"] = list(criterion.evidence)
+    return entry
+
+
 def _decision_entry(item: OrderEvaluation, facts: PatientFacts) -> dict[str, Any]:
     decision = item.decision
     return {
@@ -116,9 +128,7 @@ def _decision_entry(item: OrderEvaluation, facts: PatientFacts) -> dict[str, Any
         "modality": decision.order.modality.value,
         "decision": decision.outcome.value,
         "criteria": [c.id for c in decision.decisive],
-        "checked": [
-            {"id": c.id, "status": c.status.value, "reason": c.reason} for c in decision.criteria
-        ],
+        "checked": [_checked(c) for c in decision.criteria],
         "missing": list(decision.missing),
         "advice": [a.code for a in decision.advice],
         "card": item.card["uuid"] if item.card else None,

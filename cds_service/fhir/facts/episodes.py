@@ -12,6 +12,7 @@ while reading, and the links are resolved once every resource is in (`resolve`):
   episodes are re-labelled); finished, or ended, it is an earlier episode;
 - an Encounter linked to the current back-pain episode (through its EpisodeOfCare or its
   diagnosis' Condition) is a contact of that episode: its date can only move the onset earlier;
+- an Encounter's other reasons are findings on its date (the mechanism of an injury);
 - consults for back pain linked to no episode (US EHRs send reasonCode only) make the episode
   when the record holds no other: the run of such consults ending with the latest, each within
   `CONTACT_GAP_DAYS` of the next. A run that ended more than that long ago is an earlier episode.
@@ -129,6 +130,12 @@ def read_encounter(b: FactsBuilder, encounter: Any, reference: str) -> None:
     texts = [d.condition.display for d in diagnoses if d.condition and d.condition.display]
     recognised = b.recognise(list(encounter.reasonCode or ()), texts)
     concept, strength = _episode_concept(recognised)
+    # Why the patient came is a finding on the consult's date: US EHRs record the mechanism
+    # of an injury ("Motor vehicle accident") or a red flag as the encounter's reason.
+    for found, hit in recognised.hits.items():
+        if found in EPISODE_CONCEPTS or b.kind(found) in ("order", "measurement", None):
+            continue
+        b.put(Finding(found, reference, when, hit.strength, qualifiers=frozenset(hit.qualifiers)))
     b.encounters.append(
         ContactNote(reference, when, normalise_references(links), concept, strength)
     )

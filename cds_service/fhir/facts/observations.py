@@ -45,6 +45,18 @@ _POSITIVE_WORDS = re.compile(
 # Dutch GP journal lines (HIS "journaalregels"): the code says which SOEP line the text is.
 _JOURNAL_LINE_SYSTEM = "http://fhir.nl/fhir/NamingSystem/journaalregeltypen"
 _SOEP = {"S": "S", "O": "O", "E": "E", "P": "P"}
+# A score written in a journal line: "NRS 7", "VAS: 6/10", "pijnscore 8", "ODI 42 %". The reader
+# has affirmed the score's name in the text; this takes the number that follows it.
+_TEXT_SCORE = {
+    "pain-score": re.compile(
+        r"\b(?:nrs|vas|pijnscore|pijn score|pain score)\s*[:=]?\s*(\d{1,2}(?:[.,]\d)?)"
+        r"(?:\s*/\s*10)?(?![\d/]|[.,]\d)",
+        re.IGNORECASE,
+    ),
+    "oswestry": re.compile(
+        r"\b(?:odi|oswestry)\s*[:=]?\s*(\d{1,3})\s*%?(?![\d/]|[.,]\d)", re.IGNORECASE
+    ),
+}
 # Observation categories whose text is an examination.
 _EXAM_CATEGORIES = frozenset({"exam", "physical-exam"})
 
@@ -72,6 +84,8 @@ def read_observation(b: FactsBuilder, observation: Any, reference: str) -> None:
     b.keep_text_context(value, reference, when)
     if when is not None and observation.status not in ("registered", "preliminary"):
         _care_and_imaging_from_text(b, observation, value, reference, when)
+        if not measured:
+            _scores_from_text(b, value, [t for t in value_texts if t], reference, when)
 
     for concept, hit in code.hits.items():
         if b.kind(concept) == "measurement":
@@ -120,8 +134,27 @@ def read_observation(b: FactsBuilder, observation: Any, reference: str) -> None:
         )
 
 
+def _scores_from_text(
+    b: FactsBuilder, value: Recognised, texts: list[str], reference: str, when: date
+) -> None:
+    """Pain and Oswestry scores written in a journal line ("NRS 7"), as dated scores."""
+    for concept, pattern in _TEXT_SCORE.items():
+        hit = value.hits.get(concept)
+        if hit is None or hit.strength is not Strength.TEXT:
+            continue
+        kind, maximum = _SCORE_KIND[concept]
+        for text in texts:
+            match = pattern.search(text)
+            if match is None:
+                continue
+            number = float(match.group(1).replace(",", "."))
+            if 0 <= number <= maximum:
+                b.scores.append(Score(kind, when, number, reference))
+            break
+
+
 def _care_and_imaging_from_text(
-    b, observation: Any, value: Recognised, reference: str, when: date
+    b: FactsBuilder, observation: Any, value: Recognised, reference: str, when: date
 ) -> None:
     """Dutch GP records carry care and prior imaging as text, not Procedures (issue 10).
 

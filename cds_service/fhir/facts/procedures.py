@@ -115,9 +115,14 @@ def read_service_request(b: FactsBuilder, request: Any, reference: str) -> None:
             b.put(Finding("surgical-referral", reference, when, hit.strength))
     if status == "completed":
         # a completed referral for therapy with its period is care given over that period
-        # (GP systems record Cesar / Mensendieck / physiotherapy this way, issue 10)
+        # (GP systems record Cesar / Mensendieck / physiotherapy this way, issue 10); without a
+        # period it marks the start of the care on its date (hg-ReferralServiceRequest)
         period = request.occurrencePeriod
-        start = b.when(period_start(period)) or b.when(request.occurrenceDateTime)
+        start = (
+            b.when(period_start(period))
+            or b.when(request.occurrenceDateTime)
+            or b.when(request.authoredOn)
+        )
         end = b.when(period_end(period)) or start
         for concept, kind in CARE_KIND.items():
             if concept in code.hits and start is not None:
