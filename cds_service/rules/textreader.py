@@ -132,6 +132,7 @@ _MATCH_END = re.Match.end
 _FIRST = operator.itemgetter(0)
 # the words before an MRC grade given as a bare number ("kracht 4")
 _GRADE_WORDS = ("mrc", "kracht", "kr", "strength", "power")
+_GRADE_WORD_SET = frozenset(_GRADE_WORDS)
 # the kinds of token that _normal_token changes
 _NORMALISED_KINDS = frozenset({"abbr", "level", "num"})
 
@@ -746,7 +747,7 @@ class TextReader:
         matches = _TOKEN.finditer(folded)
         # in slices: a list of all the matches of a long note would keep them alive long
         # enough for the garbage collector to scan them again and again
-        while chunk := list(islice(matches, 500)):
+        while chunk := list(islice(matches, 500) if len(folded) > 1000 else matches):
             tokens += map(_MATCH_TEXT, chunk)
             kinds += map(_MATCH_KIND, chunk)
             starts += map(_MATCH_START, chunk)
@@ -922,7 +923,8 @@ class TextReader:
             h = bisect.bisect_right(hard, i)
             return h == len(hard) or listed[k] < hard[h]
 
-        events = sorted(set(marks) | breaks | enders)
+        # marks are in order already: a set and a sort only when other events join them
+        events = sorted(set(marks) | breaks | enders) if breaks or enders else marks
         sentence: list[int] = []
         clause: list[int] = []
         group: list[int] = []
@@ -1723,9 +1725,10 @@ class TextReader:
             visit: Iterable[int] = range(n)
         else:
             visit = [i for i in numbers if forms[i].endswith("/5")]
-            for word in _GRADE_WORDS:
-                visit += _positions(forms, word)
-            visit.sort()
+            if not _GRADE_WORD_SET.isdisjoint(forms):
+                for word in _GRADE_WORDS:
+                    visit += _positions(forms, word)
+                visit.sort()
         for i in visit:
             t = forms[i]
             if len(t) >= 3 and t[0].isdigit() and t.endswith("/5"):
