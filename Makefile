@@ -41,11 +41,13 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: engine, HTTP (service vs floor, throughput, scale) and the report over 1,000,000
-## rows on SQLite and PostgreSQL; results in bench/results/*.json (benchmarks, not tests)
+## bench: text reader, record corpus over HTTP, engine, HTTP (service vs floor, throughput,
+## scale) and the report over 1,000,000 rows on SQLite and PostgreSQL; results in
+## bench/results/*.json (benchmarks, not tests)
 BENCH_POSTGRES ?= $(or $(CDS_TEST_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/test)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/text.py
+	$(BIN)/python bench/records.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/report.py --postgres "$(BENCH_POSTGRES)"
