@@ -14,6 +14,7 @@ grows with the length of the text, however dense its keywords; texts longer than
 from __future__ import annotations
 
 import bisect
+import gc
 import operator
 import re
 import unicodedata
@@ -56,6 +57,8 @@ _TOKEN = re.compile(
     r")"
 )
 SENTENCE_ENDS = frozenset({".", ";", "!", "?", "\n"})
+# from this length on, a reading pauses the garbage collector (see TextReader.read)
+_GC_PAUSE_CHARS = 2_000
 _PUNCT = frozenset({".", ";", ":", ",", "!", "?", "\n"})
 # tokens that can change the structure of a text (sentences, clauses, lists, brackets)
 _STRUCTURE_TOKENS = _PUNCT | {"-", "(", ")"}
@@ -131,8 +134,7 @@ _MATCH_START = re.Match.start
 _MATCH_END = re.Match.end
 _FIRST = operator.itemgetter(0)
 # the words before an MRC grade given as a bare number ("kracht 4")
-_GRADE_WORDS = ("mrc", "kracht", "kr", "strength", "power")
-_GRADE_WORD_SET = frozenset(_GRADE_WORDS)
+_GRADE_WORD_SET = frozenset(("mrc", "kracht", "kr", "strength", "power"))
 # the kinds of token that _normal_token changes
 _NORMALISED_KINDS = frozenset({"abbr", "level", "num"})
 
@@ -283,6 +285,11 @@ class _Span:
     payload: Any
     inner: tuple[int, ...] = ()  # tokens inside the span that are not its own words
     nested: bool = False  # inside a longer keyword of another concept
+
+
+def _longest_first(span: _Span) -> tuple[int, int]:
+    """The order of keyword spans: by start, the longest first."""
+    return span.start, span.start - span.end
 
 
 class _Doc:
@@ -703,10 +710,6 @@ class TextReader:
         )
         self._form_cache: dict[str, str] = {}
         self._split_heads = frozenset(p[:3] for p in self._split)
-        # a text without any of the split prefixes, anywhere, has no word to split
-        self._split_anywhere = (
-            re.compile("|".join(re.escape(p) for p in self._split)) if self._split else None
-        )
         self._item_of = {deficit: item for item, deficit in rules.exam_items.items() if deficit}
         self._section_contexts = {n: c for n, c, _, _ in rules.sections.values() if c}
         self._section_sources = {n: src for n, _, src, _ in rules.sections.values() if src}
@@ -724,6 +727,18 @@ class TextReader:
         truncated = len(text) > self.rules.max_chars
         if truncated:
             text = text[: self.rules.max_chars]
+        if len(text) < _GC_PAUSE_CHARS or not gc.isenabled():
+            return self._read(text, truncated, section)
+        # A long note makes many objects that live to the end of the reading and form no
+        # cycles: a collection meanwhile frees nothing, yet a full one traverses the whole
+        # heap (a tenth of a second in a test session), so reading would not stay linear.
+        gc.disable()
+        try:
+            return self._read(text, truncated, section)
+        finally:
+            gc.enable()
+
+    def _read(self, text: str, truncated: bool, section: str | None) -> Reading:
         doc = self._doc(text)
         if not doc.tokens:
             return Reading((), truncated, len(text))
@@ -735,7 +750,7 @@ class TextReader:
         folded = fold_keep_length(text)
         if not self._fast_paths or (
             # a word may start with "linker", "rechter": the loop splits it
-            self._split_anywhere is not None and self._split_anywhere.search(folded)
+            any(prefix in folded for prefix in self._split)
         ):
             return self._doc_loop(text, _TOKEN.finditer(folded))
         # Token by token in Python only where a token needs more than its match: the lists
@@ -1192,7 +1207,8 @@ class TextReader:
                 return False
 
             spans = [s for s in spans if not cancelled(s)]
-        spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
+        if len(spans) > 1:
+            spans.sort(key=_longest_first)
         taken: dict[str, int] = {}
         kept: list[_Span] = []
         for span in spans:
@@ -1213,7 +1229,8 @@ class TextReader:
                 )
             ]
             kept += [_Span(f.start, f.end, ("kw", f.payload[1], "form")) for f in forms]
-        kept.sort(key=lambda s: (s.start, -(s.end - s.start)))
+        if len(kept) > 1:
+            kept.sort(key=_longest_first)
         outer: _Span | None = None
         for span in kept:
             if outer is not None and span.end <= outer.end and outer.payload[1] != span.payload[1]:
@@ -1726,14 +1743,13 @@ class TextReader:
         else:
             visit = [i for i in numbers if forms[i].endswith("/5")]
             if not _GRADE_WORD_SET.isdisjoint(forms):
-                for word in _GRADE_WORDS:
-                    visit += _positions(forms, word)
+                visit += compress(range(n), map(_GRADE_WORD_SET.__contains__, forms))
                 visit.sort()
         for i in visit:
             t = forms[i]
             if len(t) >= 3 and t[0].isdigit() and t.endswith("/5"):
                 grades.append((i, _grade_value(t[:-2])))
-            elif t in _GRADE_WORDS:
+            elif t in _GRADE_WORD_SET:
                 # "MRC 4", "MRC-graad 3", "kracht voetheffers li 4", "power 4 L EHL"
                 j = i + 1
                 while (
