@@ -169,7 +169,7 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         store.engine.dispose()
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(args.out).write_text(text, encoding="utf-8", newline="")
     else:
         sys.stdout.write(text)
     return 0

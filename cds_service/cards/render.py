@@ -55,6 +55,13 @@ CARE_GAP_MIN_WEEKS = 12
 SAMPLE_ORDER = "MRI lumbale wervelkolom zonder contrast"
 
 _ENV = Environment(undefined=StrictUndefined, autoescape=False)  # noqa: S701 - Markdown, not HTML
+# The ASCII punctuation Markdown gives a meaning to (CommonMark allows a backslash before any
+# of it): escaped, EHR text opens no link, image, HTML tag, entity, emphasis or heading, and
+# ':', '.' and '@' escaped keep GitHub's bare autolinks (http://…, www.…, a@b) from forming.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&:@])")
+# Type/id, urn:uuid:…, a #fragment: nothing in these can open Markdown syntax mid-line, so the
+# trail stays readable (and searchable) as the references the decisions extension gives.
+_PLAIN_REFERENCE = re.compile(r"[A-Za-z][A-Za-z0-9/._:#-]{0,255}")
 
 Bilingual = Mapping[str, Template]
 
@@ -389,8 +396,21 @@ def patient_page_url(
     return f"{base_url.rstrip('/')}{PATIENT_PAGE_PATH}?{urlencode(params)}"
 
 
+def markdown_text(value: str) -> str:
+    """EHR-supplied text as literal Markdown: one line, every special character escaped."""
+    # One line, so the text cannot start a block (heading, quote, list, code, HTML block).
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(value.split()))
+
+
+def markdown_reference(reference: str) -> str:
+    """A FHIR reference for the card: as it is when it is plainly one, else escaped text."""
+    if _PLAIN_REFERENCE.fullmatch(reference) and "://" not in reference:
+        return reference
+    return markdown_text(reference)
+
+
 def _refs(refs: Iterable[str]) -> str:
-    refs = list(refs)
+    refs = [markdown_reference(ref) for ref in refs]
     return f" ({', '.join(refs)})" if refs else ""
 
 
@@ -419,7 +439,8 @@ def _evidence(decision: Decision, catalogue: Catalogue, language: str) -> str:
     lines = []
     for criterion in decision.decisive:
         reason = catalogue.reason_label(criterion.reason, criterion.id, language)
-        refs = ", ".join(criterion.evidence) or catalogue.common["no_evidence"][language].render()
+        refs = ", ".join(markdown_reference(ref) for ref in criterion.evidence)
+        refs = refs or catalogue.common["no_evidence"][language].render()
         lines.append(f"- {reason}: {refs}")
     return "\n".join(lines) or "-"
 
@@ -694,7 +715,10 @@ def render_card(
         "advice": _advice(decision, catalogue, language),
         "checklist": checklist or "-",
     }
-    detail = template.detail[language].render(variables).strip()
+    # The summary and suggestion labels are plain text; only the Markdown detail needs the
+    # order's name (the EHR's text) escaped.
+    markdown_variables = {**variables, "order": markdown_text(decision.order.code_display)}
+    detail = template.detail[language].render(markdown_variables).strip()
     patient = patient_text(catalogue, kind, language, context.age, variant)
     if patient:
         heading = catalogue.patient_heading[kind][language]

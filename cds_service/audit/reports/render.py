@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from cds_service.audit.reports import charts
 
 FORMATS = ("json", "csv", "html")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -45,13 +46,26 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will show, never run: formula starts get a leading quote.
+
+    OWASP's advice for CSV injection: =, +, -, @, tab and carriage return at the start make
+    Excel or LibreOffice read a formula. Numbers the report computed are written as numbers.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(report: dict[str, Any]) -> str:
     """Two columns, figure and value, one line per figure (definitions included)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF line ends (RFC 4180): the csv module then quotes a cell holding a lone CR or LF,
+    # which with "\n" alone it would write bare, splitting the line for a reader.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["figure", "value"])
     for name, value in flatten(report):
-        writer.writerow([name, "" if value is None else value])
+        writer.writerow([csv_cell(name), "" if value is None else csv_cell(value)])
     return buffer.getvalue()
 
 
