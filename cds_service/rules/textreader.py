@@ -322,7 +322,10 @@ class _Doc:
         """The words of tokens [start, end) as written."""
         if start >= end:
             return ""
-        return " ".join(self.text[self.starts[start] : self.ends[end - 1]].split())
+        words = self.text[self.starts[start] : self.ends[end - 1]]
+        if " " not in words and words.isprintable():
+            return words  # no white space (the others are not printable): nothing to join
+        return " ".join(words.split())
 
 
 class _Bucket:
@@ -1124,10 +1127,17 @@ class TextReader:
                 )
                 if context == AFFIRMED and not examined:
                     context, cue = REPORTED, reported_cue or words
-            finding = TextFinding(concept, words, context, cue, q, None, section, examined)
             key = (concept, context, words, None)
+            exam = concept in exam_items and not (
+                concept == "muscle-strength" and clause in grade_clauses
+            )
+            # a finding like one read before is dropped: made only when kept or needed
             if key not in out:
-                out[key] = finding
+                finding = out[key] = TextFinding(
+                    concept, words, context, cue, q, None, section, examined
+                )
+            elif exam:
+                finding = TextFinding(concept, words, context, cue, q, None, section, examined)
             item = item_of.get(concept)
             if item and examined:
                 on_exam = (
@@ -1140,9 +1150,7 @@ class TextReader:
                 emit(TextFinding("radicular-symptoms", words, AFFIRMED, None, q, None, section))
             if concept in severe_pain_from and self._severity_beside(span, severe_marks):
                 emit(TextFinding("severe-pain", words, context, cue, q, None, section))
-            if concept in exam_items and not (
-                concept == "muscle-strength" and clause in grade_clauses
-            ):
+            if exam:
                 self._exam_result(doc, span, finding, results, cues, emit)
         falling = self._falling_grades(doc, grades)
         for index, grade in grades:
@@ -1272,6 +1280,40 @@ class TextReader:
         label_tokens: set[int] = set()
         one_sentence = self._sentence_sections
         current, since, ends_at = line_section, 0, -1
+        if self._fast_paths:
+            # From label to label, each run between them filled at once (the loop below
+            # visits every token): a one-sentence section ends at the first token of a
+            # later sentence, found by bisection as sentence numbers only grow.
+            sentence = doc.sentence
+
+            def fill(a: int, b: int) -> None:
+                nonlocal current, since, ends_at
+                cut = bisect.bisect_right(sentence, ends_at, a, b) if ends_at >= 0 else b
+                if cut > a:
+                    sections[a:cut] = [current] * (cut - a)
+                    section_start[a:cut] = [since] * (cut - a)
+                if cut < b:  # the rest keeps the line's section, as the lists start
+                    current, since, ends_at = line_section, 0, -1
+
+            i = 0
+            for at in sorted(starts):
+                if at < i:
+                    continue  # inside the label before it
+                if at > i:
+                    fill(i, at)
+                end, current = starts[at]
+                since = end + 1
+                ends_at = sentence[min(end + 1, n - 1)] if current in one_sentence else -1
+                for j in range(at, min(end + 1, n)):
+                    sections[j] = current
+                    section_start[j] = since
+                    label_tokens.add(j)
+                i = end + 1
+            if i < n:
+                fill(i, n)
+            doc.section = sections
+            doc.section_start = section_start
+            return label_tokens
         i = 0
         while i < n:
             label = starts.get(i)

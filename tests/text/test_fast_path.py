@@ -54,6 +54,9 @@ TRICKY = st.sampled_from(
         "r/o", "pt. heeft", "evt. fysio", "pt..", "dd.", "linkerbeen", "rechter", "Lasègue",
         "İ", "ß", "urine-incontinentie", "geen", "niet", "koorts", "kr 4", "MRC 3", "T 38,6",
         "van de trap gevallen", "doof gevoel", "cauda equina", "VG:", "O:", "DD:", "nee",
+        # overlapping labels ("onderzoek:" inside "lichamelijk onderzoek:"), one-sentence ones
+        "Lichamelijk onderzoek: Lasègue neg", "assessment and plan: MRI bij uitval",
+        "VG: HNP. Geen koorts", "FA: moeder borstkanker\n", "# Plan\n",
     ]
 )  # fmt: skip
 
