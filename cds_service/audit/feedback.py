@@ -3,7 +3,8 @@
 A batch is all or nothing: when any item names a card (or a suggestion) this service did not
 issue, nothing is stored and the 422 OperationOutcome names every unknown uuid. Because
 feedback is idempotent, the client can correct and resend the whole batch. The clinician's
-`userComment` is never stored: only the override reason's system and code.
+`userComment` is never stored: only the override reason's system and code, and the system only
+when it is one of the code systems of the override reasons the cards offer (cards/).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.models import ACCEPTED, CANCELLED, OVERRIDDEN, REPLACED
-from cds_service.audit.pseudonyms import safe_token
+from cds_service.audit.pseudonyms import Pseudonymiser, safe_token
 from cds_service.audit.recording import CANCEL, REPLACE
 from cds_service.audit.service import current_audit
 from cds_service.errors import CdsError, InvalidRequest, Issue, StoreUnavailable
 from cds_service.hooks.routes import find_service, json_response, parse_json_body
-from cds_service.hooks.validation import json_path
+from cds_service.hooks.validation import json_path, strict_validator
+from cds_service.runtime import runtime
 
 bp = Blueprint("cds_feedback", __name__, url_prefix="/cds-services")
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def _validator() -> Draft202012Validator:
     text = (resources.files("cds_service.audit") / "feedback.schema.json").read_text("utf-8")
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return strict_validator(schema)
 
 
 def _validate(body: Any) -> None:
@@ -76,17 +78,39 @@ def parse_timestamp(value: str, where: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _digest(item: dict[str, Any], outcome_at: datetime) -> str:
-    reason = (item.get("overrideReason") or {}).get("reason") or {}
+def _digest(item: dict[str, Any], outcome_at: datetime, system: Any, code: Any) -> str:
+    # Over what is stored, not what was sent: an unkeyed hash of a refused system (a name, a
+    # BSN) could be reversed by trying candidates.
     key = [
         item["card"],
         item["outcome"],
         sorted(s["id"] for s in item.get("acceptedSuggestions") or ()),
-        reason.get("system"),
-        reason.get("code"),
+        system,
+        code,
         outcome_at.isoformat(),
     ]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def override_systems() -> frozenset[str]:
+    """The code systems of the override reasons this service's cards offer: the allow-list."""
+    return frozenset(r["system"] for r in runtime().catalogue.override_reasons)
+
+
+def stored_override(
+    reason: dict[str, Any], allowed: frozenset[str], pseudonym: Pseudonymiser | None
+) -> tuple[str | None, str]:
+    """(system, code) as the audit keeps them: nothing the client wrote that could name anyone.
+
+    A system off the allow-list is no vocabulary of ours, so both it and its code could be
+    anything (a name, a BSN): the system is kept only as its keyed pseudonym, which still
+    tells one foreign system from another, and the code as unrecognised.
+    """
+    system = reason.get("system")
+    if system in allowed:
+        return system, safe_token(reason.get("code")) or UNRECOGNISED_CODE
+    foreign = pseudonym("override-system", str(system)) if pseudonym is not None else None
+    return foreign, UNRECOGNISED_CODE
 
 
 def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,6 +141,7 @@ def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
         raise UnknownCards(issues[0].diagnostics, issues=issues[:MAX_ISSUES])
 
     received = datetime.now(UTC)
+    allowed = override_systems()
     rows = []
     for index, item in enumerate(items):
         outcome_at = parse_timestamp(
@@ -133,7 +158,11 @@ def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
             response = REPLACED
         else:
             response = ACCEPTED
-        overridden = response == OVERRIDDEN and reason
+        system, code = (
+            stored_override(reason, allowed, current_audit().pseudonym)
+            if response == OVERRIDDEN and reason
+            else (None, None)
+        )
         rows.append(
             {
                 "evaluation_id": cards[item["card"]],
@@ -141,13 +170,11 @@ def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
                 "outcome": item["outcome"],
                 "response": response,
                 "accepted_suggestions": ",".join(accepted_ids)[:400] or None,
-                "override_system": reason["system"][:128] if overridden else None,
-                "override_code": (safe_token(reason["code"]) or UNRECOGNISED_CODE)
-                if overridden
-                else None,
+                "override_system": system,
+                "override_code": code,
                 "outcome_at": outcome_at,
                 "received_at": received,
-                "digest": _digest(item, outcome_at),
+                "digest": _digest(item, outcome_at, system, code),
             }
         )
     return rows

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cds_service.audit.pseudonyms import Pseudonymiser, safe_token
+from cds_service.audit.pseudonyms import Pseudonymiser, safe_token, uuid_or_pseudonym
 from cds_service.evaluation import Evaluation
 from cds_service.fhir.orders import ORDER_CONCEPTS, draft_resources
 from cds_service.rules.knowledge import Knowledge
@@ -97,8 +97,7 @@ def evaluation_rows(
         "month": now.strftime("%Y-%m"),
         "service_id": service_id,
         "hook": result.hook,
-        "hook_instance": safe_token(hook_instance)
-        or pseudonym("hook-instance", str(hook_instance)),
+        "hook_instance": uuid_or_pseudonym(pseudonym, "hook-instance", hook_instance),
         "tenant": tenant,
         "patient": pseudonym("patient", str(context.get("patientId"))),
         "clinician": pseudonym("clinician", str(context.get("userId"))),

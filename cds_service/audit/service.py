@@ -70,11 +70,13 @@ class Audit:
         latency_ms: int,
         *,
         tenant: str | None = None,
+        tenant_listed: bool = False,
     ) -> bool:
         """Store the audit rows of one hook call; False (and a log line) when that failed.
 
         Never raises: the clinician gets the answer even when the audit store is down. The
-        log line names the error type only, never the request's content.
+        log line names the error type only, never the request's content. `tenant_listed` says
+        the tenant is one the trusted-issuers file lists for the token's issuer.
         """
         if not result.orders:
             return True
@@ -86,13 +88,7 @@ class Audit:
                 request,
                 result,
                 service_id=service_id,
-                # The verified JWT's tenant claim wins over the configured default; a claim
-                # that is not a short identifier is pseudonymised rather than stored as text.
-                tenant=(
-                    (safe_token(tenant) or self.pseudonym("tenant", tenant))
-                    if tenant
-                    else self.settings.tenant
-                ),
+                tenant=self._tenant(self.pseudonym, tenant, tenant_listed),
                 pseudonym=self.pseudonym,
                 knowledge=self.knowledge,
                 latency_ms=latency_ms,
@@ -109,6 +105,17 @@ class Audit:
             return False
         self.replay_if_due()
         return True
+
+    def _tenant(self, pseudonym: Pseudonymiser, claim: str | None, listed: bool) -> str:
+        """The tenant to store: the configured or listed name, else the claim's pseudonym."""
+        # The verified JWT's tenant claim wins over the configured default. Names the operator
+        # configured are kept; any other claim could be an identifier (a practice's AGB code,
+        # a person's name), so it is pseudonymised, however token-like it looks.
+        if not claim:
+            return self.settings.tenant
+        if (listed or claim == self.settings.tenant) and safe_token(claim):
+            return claim
+        return pseudonym("tenant", claim)
 
     def _spool(self, rows: Sequence[EvaluationRow]) -> bool:
         if not rows:

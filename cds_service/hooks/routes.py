@@ -110,5 +110,6 @@ def call_service(service_id: str) -> Response:
         result,
         round((time.perf_counter() - started) * 1000),
         tenant=getattr(g, "cds_tenant", None),
+        tenant_listed=getattr(g, "cds_tenant_listed", False),
     )
     return json_response(result.response)

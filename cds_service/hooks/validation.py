@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
@@ -21,6 +23,31 @@ SCHEMA_FILES = (
 )
 HOOK_DEFS = {"order-select": "orderSelectRequest", "order-sign": "orderSignRequest"}
 MAX_ISSUES = 20
+# An unescaped `$` that ends a pattern (not `\$`, a literal dollar).
+_END_ANCHOR = re.compile(r"(?<!\\)\$\Z")
+
+
+@cache
+def _python_pattern(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA 262, where `$` ends the string; in Python `$` also matches
+    # before a trailing newline, so "id\n" would pass "^[A-Za-z0-9.-]+$". `\Z` is ECMA's `$`.
+    return re.compile(_END_ANCHOR.sub(r"\\Z", pattern))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _python_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with ECMA 262 end anchors: the validator every request schema is checked with.
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+def strict_validator(schema: dict[str, Any], **kwargs: Any) -> Draft202012Validator:
+    """A Draft 2020-12 validator whose patterns end where ECMA 262's do (no trailing newline)."""
+    return StrictValidator(schema, **kwargs)
 
 
 @cache
@@ -52,7 +79,7 @@ def validator(name: str, pointer: str = "") -> Draft202012Validator:
     schema: dict[str, Any] = schemas()[name]
     if pointer:
         schema = {"$ref": f"{schema['$id']}#{pointer}"}
-    return Draft202012Validator(schema, registry=registry())
+    return strict_validator(schema, registry=registry())
 
 
 def json_path(error: ValidationError) -> str:

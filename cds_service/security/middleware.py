@@ -67,6 +67,7 @@ class Authenticator:
             return _refuse(f"jti replayed (issuer {verified.iss!r})")
         g.cds_client_iss = verified.iss
         g.cds_tenant = verified.tenant  # the token's tenant claim (None without one)
+        g.cds_tenant_listed = verified.tenant_listed
         return None
 
 

@@ -40,6 +40,7 @@ class VerifiedToken:
     jti: str
     exp: int
     tenant: str | None
+    tenant_listed: bool = False  # the tenant is on the issuer's configured `tenants` list
 
 
 def verify_token(
@@ -141,4 +142,5 @@ def _check_claims(
         raise AuthFailure("claim tenant is not a string")
     if issuer.tenants and tenant not in issuer.tenants:
         raise AuthFailure(f"tenant {str(tenant)[:64]!r} not allowed for this issuer")
-    return VerifiedToken(iss=issuer.iss, jti=jti, exp=exp, tenant=tenant)
+    listed = bool(issuer.tenants) and tenant in issuer.tenants
+    return VerifiedToken(iss=issuer.iss, jti=jti, exp=exp, tenant=tenant, tenant_listed=listed)

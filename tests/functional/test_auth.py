@@ -379,3 +379,16 @@ def test_the_tokens_tenant_is_recorded_in_the_audit_row(app, client, world):
     with app.extensions["cds_audit"].store.engine.connect() as connection:
         tenants = connection.execute(select(evaluation.c.tenant)).scalars().all()
     assert tenants == ["hospital-a"]
+
+
+@pytest.mark.parametrize("claim", ["123456782", "dr-jansen", "=HYPERLINK(1)"])
+def test_a_tenant_claim_no_issuer_lists_is_stored_as_its_pseudonym(app, client, world, claim):
+    from sqlalchemy import select
+
+    from cds_service.audit.models import evaluation
+    from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser
+
+    assert call(client, world.token(SELECT, tenant=claim)).status_code == 200
+    with app.extensions["cds_audit"].store.engine.connect() as connection:
+        tenants = connection.execute(select(evaluation.c.tenant)).scalars().all()
+    assert tenants == [Pseudonymiser(DEVELOPMENT_KEY)("tenant", claim)]

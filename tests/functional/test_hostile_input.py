@@ -87,3 +87,125 @@ def test_evidence_references_are_escaped_unless_plainly_references(reference, ke
     assert (shown == reference) is kept
     tokens = _inline_tokens(f"- checked ({shown})")
     assert not {t.type for t in tokens} & {"link_open", "image", "html_inline", "html_block"}
+
+
+# -- privacy -------------------------------------------------------------------------------
+
+NAME, BSN = "Jantje Jansen", "123456782"
+
+
+def _all_stored_text(url: str) -> str:
+    from cds_service.audit.models import metadata
+    from tests.functional.test_audit import table_rows
+
+    return "\n".join(
+        str(value)
+        for table in metadata.sorted_tables
+        for row in table_rows(url, table)
+        for value in row.values()
+    )
+
+
+def _report_texts(url: str, tmp_path) -> list[str]:
+    from datetime import date
+
+    from cds_service.cli import main
+
+    today = date.today().isoformat()
+    texts = []
+    for fmt in ("json", "csv", "html"):
+        out = tmp_path / f"report.{fmt}"
+        arguments = ["report", "--from", today, "--to", today, "--format", fmt]
+        assert main([*arguments, "--out", str(out), "--database-url", url]) == 0
+        texts.append(out.read_text(encoding="utf-8"))
+    return texts
+
+
+def _override(client, system: str, code: str) -> dict:
+    card = client.post(SELECT, json=sample_request()).get_json()["cards"][0]
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"system": system, "code": code}},
+        "outcomeTimestamp": "2026-01-05T10:00:00Z",
+    }
+    response = client.post(f"{SELECT}/feedback", json={"feedback": [item]})
+    assert response.status_code == 200, response.get_json()
+    return card
+
+
+@pytest.mark.parametrize("system", [f"{NAME} {BSN}", f"urn:oid:2.16.840.1.113883.2.4.6.3|{BSN}"])
+def test_an_override_system_off_the_allow_list_never_reaches_store_or_report(
+    audit_client, audit_url, tmp_path, system
+):
+    from cds_service.audit.models import evaluation
+    from tests.functional.test_audit import table_rows
+
+    _override(audit_client, system, "expert-contradicts")
+    (row,) = table_rows(audit_url, evaluation)
+    assert row["response"] == "overridden"
+    assert row["override_system"] and row["override_system"] != system
+    for text in [_all_stored_text(audit_url), *_report_texts(audit_url, tmp_path)]:
+        for needle in (BSN, "Jansen", "Jantje"):
+            assert needle not in text
+
+
+def test_an_override_system_on_the_allow_list_is_kept_but_a_code_with_a_newline_is_not(
+    audit_client, audit_url
+):
+    from cds_service.audit.models import evaluation
+    from tests.functional.test_audit import table_rows
+
+    system = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+    _override(audit_client, system, "expert-contradicts\n")
+    (row,) = table_rows(audit_url, evaluation)
+    assert (row["override_system"], row["override_code"]) == (system, "unrecognised-code")
+
+
+@pytest.mark.parametrize("instance", [BSN, "jansen-j", "hospital-a.case-7"])
+def test_an_identifier_like_hook_instance_is_stored_as_its_pseudonym(
+    audit_client, audit_url, instance
+):
+    from cds_service.audit.models import evaluation
+    from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser
+    from tests.functional.test_audit import table_rows
+
+    request = sample_request()
+    request["hookInstance"] = instance
+    assert audit_client.post(SELECT, json=request).status_code == 200
+    (row,) = table_rows(audit_url, evaluation)
+    assert row["hook_instance"] == Pseudonymiser(DEVELOPMENT_KEY)("hook-instance", instance)
+
+
+def test_a_uuid_hook_instance_is_kept_as_it_is(audit_client, audit_url):
+    from cds_service.audit.models import evaluation
+    from tests.functional.test_audit import table_rows
+
+    request = sample_request()
+    assert audit_client.post(SELECT, json=request).status_code == 200
+    (row,) = table_rows(audit_url, evaluation)
+    assert row["hook_instance"] == request["hookInstance"]
+
+
+@pytest.mark.parametrize(
+    "mutate, path",
+    [
+        (
+            lambda r: r["context"]["draftOrders"]["entry"][0]["resource"].__setitem__(
+                "id", "draft-mri-1\n"
+            ),
+            "context.draftOrders.entry[0].resource.id",
+        ),
+        (
+            lambda r: r["context"].__setitem__("selections", ["ServiceRequest/draft-mri-1\n"]),
+            "context.selections[0]",
+        ),
+        (lambda r: r.__setitem__("fhirServer", "https://ehr.test/fhir\n"), "fhirServer"),
+    ],
+)
+def test_a_trailing_newline_fails_the_code_checks(client, mutate, path):
+    request = sample_request()
+    mutate(request)
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 400
+    assert path in [p for i in response.get_json()["issue"] for p in i.get("expression", [])]

@@ -54,3 +54,8 @@ def test_optional_pseudonym():
 )
 def test_safe_token_lets_through_identifiers_only(value, expected):
     assert safe_token(value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc\n", "expert-contradicts\n", "a\nb"])
+def test_a_trailing_newline_is_no_safe_token(value):
+    assert safe_token(value) is None
