@@ -60,9 +60,15 @@ def extract_facts(
     knowledge: Knowledge,
     now: datetime,
     exclude: Collection[str] = (),
+    screen: bool = True,
 ) -> PatientFacts:
-    """Reduce FHIR R4 resource dicts to one PatientFacts; never raises on the resources' shape."""
-    builder = FactsBuilder(knowledge, now, normalise_references(exclude))
+    """Reduce FHIR R4 resource dicts to one PatientFacts; never raises on the resources' shape.
+
+    With `screen` (the default) resources that cannot contribute a finding are skipped before
+    validation (fhir/facts/relevance.py); `screen=False` validates and reads every resource,
+    the reference the differential test compares against.
+    """
+    builder = FactsBuilder(knowledge, now, normalise_references(exclude), screen=screen)
     try:
         items = iter(resources)
     except TypeError:

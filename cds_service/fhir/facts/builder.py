@@ -18,6 +18,7 @@ from cds_service.fhir.facts.common import (
     texts_of,
 )
 from cds_service.fhir.facts.registry import FINISHERS, READERS
+from cds_service.fhir.facts.relevance import Screen
 from cds_service.fhir.validated import validated
 from cds_service.rules.model import (
     CareEpisode,
@@ -80,7 +81,9 @@ class Recognised:
 class FactsBuilder:
     """Accumulates facts resource by resource; `build` freezes them into PatientFacts."""
 
-    def __init__(self, knowledge: Knowledge, now: datetime, exclude: frozenset[str]) -> None:
+    def __init__(
+        self, knowledge: Knowledge, now: datetime, exclude: frozenset[str], *, screen: bool = True
+    ) -> None:
         self.knowledge = knowledge
         self.now = now
         self.tz = now.tzinfo
@@ -111,6 +114,9 @@ class FactsBuilder:
         self.suspected: dict[tuple[str, str], Finding] = {}
         self.text_evidence: dict[TextEvidence, None] = {}
         self.reading: str = ""  # the reference of the resource being read, for the trail
+        # resources that cannot contribute a finding are not validated (relevance.py)
+        self.screen = Screen(self) if screen else None
+        self.skipped: list[str] = []  # references of the resources the screen skipped
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -134,6 +140,9 @@ class FactsBuilder:
         has_id = isinstance(raw_id, str) and _FHIR_ID.match(raw_id) is not None
         reference = f"{kind}/{raw_id}" if has_id else f"{kind}/#{index}"
         if reference in self.exclude:
+            return
+        if self.screen is not None and self.screen.skip(kind, item):
+            self.skipped.append(reference)
             return
         try:
             model = validated(kind, item)

@@ -868,7 +868,7 @@ def test_naive_now_and_excluded_references_in_url_form(knowledge: Knowledge) -> 
                 "t",
                 cc(LOINC, "8310-5"),
                 when="2026-01-14T22:00:00-03:00",
-                valueQuantity={"value": 37.0, "code": "Cel"},
+                valueQuantity={"value": 38.5, "code": "Cel"},
             ),
         ],
         knowledge=knowledge,
@@ -892,11 +892,17 @@ def test_ten_thousand_observations_in_linear_time(knowledge: Knowledge) -> None:
         for i in range(10_000)
     ]
     started = time.perf_counter()
-    facts = facts_of(knowledge, *resources)
+    facts = extract_facts(resources, knowledge=knowledge, now=NOW, screen=False)
     elapsed = time.perf_counter() - started
     assert len(facts.findings) == 10_000
     # R4B validation dominates (~0.1 ms per resource); the bound leaves room for slow CI.
     assert elapsed < 20
+    # Screened, only the temperatures the fever rule can see are read (14 days + 2, at or
+    # near 38.0 °C), and they are exactly the full path's.
+    screened = facts_of(knowledge, *resources)
+    window = {f for f in facts.findings if (TODAY - f.when).days <= 16 and f.value >= 37.95}
+    assert set(screened.findings) == window
+    assert len(window) == sum(1 for i in range(10_000) if i % 300 <= 16 and i % 30 >= 15)
 
 
 # -- Observation components ----------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""Which raw resources can contribute a finding: the rest is never validated (issue 11).
+
+R4B validation is most of the cost of a large record (~130 µs per Observation), and most of a
+US record is labs and vital signs no rule reads. A resource is skipped only when reading it
+could not change the facts, decided on the raw JSON:
+
+- an Observation whose code (every coding, its display and text) names no concept the rules
+  know and no lumbar scan, and that carries none of the parts the readers take findings from
+  (valueString, valueCodeableConcept, note, component): what remains (a number, a unit, an
+  interpretation) only qualifies a concept the code would have had to name;
+- an Observation coded only as a body temperature, dated (effectiveDateTime) more than
+  `window + 2` days before the call, where `window` is the policy's fever window — the one rule
+  that reads temperatures looks back that far (the 2 days absorb time-zone shifts) — or whose
+  valueQuantity, converted exactly as the reader converts it, is more than 0.05 °C below the
+  policy's fever threshold: that rule reads only temperatures at or above it;
+- an Encounter with no reason, no diagnosis, no episode and no reason reference: a wellness
+  visit that links nothing.
+
+Everything else is validated and read, including anything odd (a code that is not an object,
+a coding without a system): the readers note what they cannot read. The differential test
+(tests/functional/test_relevance_differential.py) runs every scenario, every corpus record and
+generated records through both paths and asserts identical decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from cds_service.fhir.units import celsius, unit_key
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cds_service.fhir.facts.builder import FactsBuilder
+
+# The parts of an Observation that readers take findings from besides its code.
+_OBSERVATION_READ = ("valueString", "valueCodeableConcept", "note", "component")
+_ENCOUNTER_READ = ("reasonCode", "diagnosis", "episodeOfCare", "reasonReference")
+# Days added to the fever window before an old temperature is skipped (time zones, rounding).
+_WINDOW_MARGIN_DAYS = 2
+# A temperature this far below the fever threshold is no fever however it is rounded.
+_THRESHOLD_MARGIN_CELSIUS = 0.05
+
+_NOTHING = "nothing"  # the code names nothing the rules read
+_TEMPERATURE = "temperature"  # the code names a body temperature and nothing else
+_READ = "read"  # the code names something: validate and read
+
+
+class Screen:
+    """Per hook call: decides from the raw dict whether a resource can be skipped."""
+
+    def __init__(self, builder: FactsBuilder) -> None:
+        self.builder = builder
+        self.verdicts: dict[tuple[Any, ...], str] = {}
+        policy = builder.knowledge.policy
+        window = policy.red_flags_fever_window_days + _WINDOW_MARGIN_DAYS
+        # an ISO date string compares as the date it names
+        self.temperature_cutoff = (builder.today - timedelta(days=window)).isoformat()
+        self.no_fever_below = policy.red_flags_fever_celsius - _THRESHOLD_MARGIN_CELSIUS
+
+    def skip(self, kind: str, item: Mapping[str, Any]) -> bool:
+        """True when the resource cannot contribute a finding (see the module's rules)."""
+        if kind == "Observation":
+            return self._observation(item)
+        if kind == "Encounter":
+            return not any(key in item for key in _ENCOUNTER_READ)
+        return False
+
+    def _observation(self, item: Mapping[str, Any]) -> bool:
+        for key in _OBSERVATION_READ:
+            if key in item:
+                return False
+        signature = _signature(item.get("code"))
+        if signature is None:
+            return False
+        verdict = self.verdicts.get(signature)
+        if verdict is None:
+            verdict = self.verdicts[signature] = self._verdict(signature)
+        if verdict == _NOTHING:
+            return True
+        if verdict == _TEMPERATURE:
+            when = item.get("effectiveDateTime")
+            if isinstance(when, str) and len(when) >= 10 and when[:10] < self.temperature_cutoff:
+                return True
+            return self._below_fever(item.get("valueQuantity"))
+        return False
+
+    def _below_fever(self, quantity: Any) -> bool:
+        """True for a valueQuantity that is a temperature clearly below the fever threshold."""
+        if not isinstance(quantity, dict):
+            return False
+        value, code, unit = quantity.get("value"), quantity.get("code"), quantity.get("unit")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value):
+            return False
+        if not all(part is None or isinstance(part, str) for part in (code, unit)):
+            return False
+        converted = celsius(float(value), unit_key(code, unit))
+        return converted is not None and converted < self.no_fever_below
+
+    def _verdict(self, signature: tuple[Any, ...]) -> str:
+        """What a code signature names: nothing, a body temperature only, or more."""
+        knowledge = self.builder.knowledge
+        codings, text = signature
+        concepts: set[str] = set()
+        texts = [display for _, _, display in codings if display]
+        if text:
+            texts.append(text)
+        for system, code, _ in codings:
+            if system and code:
+                concepts |= knowledge.concepts_for_coding(system, code)
+        for words in texts:
+            concepts |= {found.concept for found in knowledge.read_text(words, None).findings}
+            if knowledge.order_modality(words) is not None:
+                return _READ
+        if not concepts:
+            return _NOTHING
+        if concepts == {"body-temperature"}:
+            return _TEMPERATURE
+        return _READ
+
+
+def _signature(code: Any) -> tuple[Any, ...] | None:
+    """(codings as (system, code, display), text) of a raw CodeableConcept; None when odd."""
+    if not isinstance(code, dict):
+        return None
+    text = code.get("text")
+    if text is not None and not isinstance(text, str):
+        return None
+    codings = []
+    for coding in code.get("coding") or ():
+        if not isinstance(coding, dict):
+            return None
+        parts = (coding.get("system"), coding.get("code"), coding.get("display"))
+        if any(part is not None and not isinstance(part, str) for part in parts):
+            return None
+        codings.append(parts)
+    if not isinstance(code.get("coding") or [], list):
+        return None
+    return (tuple(codings), text)
