@@ -83,6 +83,7 @@ def fold_keep_length(text: str) -> str:
 _FOLD_CACHE: dict[str, str] = {}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _DIGIT = re.compile(r"\d")
+_DIGIT_COMMA = re.compile(r"\d,\d")
 
 
 def _fold_table(chars: frozenset[str]) -> dict[int, str]:
@@ -753,7 +754,7 @@ class TextReader:
         folded = fold_keep_length(text)
         if not self._fast_paths or (
             # a word may start with "linker", "rechter": the loop splits it
-            any(prefix in folded for prefix in self._split)
+            any(map(folded.__contains__, self._split))
         ):
             return self._doc_loop(text, _TOKEN.finditer(folded))
         # Token by token in Python only where a token needs more than its match: the lists
@@ -773,6 +774,12 @@ class TextReader:
         present = set(kinds)
         if not present.isdisjoint(_NORMALISED_KINDS):
             for kind in present & _NORMALISED_KINDS:
+                # _normal_token leaves a number without a comma and a level without a space
+                # as they are: the text tells whether any has one
+                if kind == "num" and not _DIGIT_COMMA.search(folded):
+                    continue
+                if kind == "level" and " -" not in folded and "- " not in folded:
+                    continue
                 for i in _positions(kinds, kind):
                     tokens[i] = _normal_token(kind, tokens[i])
         abbreviations = self.rules.abbreviations
@@ -1394,25 +1401,22 @@ class TextReader:
         sentence_families = cues.families_in.get(doc.sentence[span.start])
         if not sentence_families and doc.section[span.start] is None:
             return AFFIRMED, None
-        found: dict[str, str] = {}
         families = self.rules.families
-        for family in self._priority:
-            if not sentence_families or family not in sentence_families:
-                continue  # no cue of this family in the sentence: cues never reach further
-            rules = families[family]
-            if rules.applies_to and concept not in rules.applies_to:
-                continue
-            if concept in self.rules.exempt.get(family, ()):
-                continue
-            if family == SUSPECTED and concept in self._measurements:
-                continue  # "sens twijfelachtig verminderd": the examination was done
-            cue = self._family_cue(doc, span, cues, rules, concept, absence_starts)
-            if cue is not None and not self._blocked(doc, cues, span, rules):
-                found[family] = cue
-                break
-        if found:
-            family, cue = next(iter(found.items()))
-            return family, cue
+        exempt = self.rules.exempt
+        if sentence_families:
+            for family in self._priority:
+                if family not in sentence_families:
+                    continue  # no cue of this family in the sentence: cues never reach further
+                rules = families[family]
+                if rules.applies_to and concept not in rules.applies_to:
+                    continue
+                if concept in exempt.get(family, ()):
+                    continue
+                if family == SUSPECTED and concept in self._measurements:
+                    continue  # "sens twijfelachtig verminderd": the examination was done
+                cue = self._family_cue(doc, span, cues, rules, concept, absence_starts)
+                if cue is not None and not self._blocked(doc, cues, span, rules):
+                    return family, cue  # the first family in priority order decides
         section = doc.section[span.start]
         if section is not None:
             context = self._section_context(section)
