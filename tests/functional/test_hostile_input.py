@@ -209,3 +209,118 @@ def test_a_trailing_newline_fails_the_code_checks(client, mutate, path):
     response = client.post(SELECT, json=request)
     assert response.status_code == 400
     assert path in [p for i in response.get_json()["issue"] for p in i.get("expression", [])]
+
+
+# -- no 500s -------------------------------------------------------------------------------
+
+FEEDBACK = f"{SELECT}/feedback"
+DEEP = "[" * 1000 + "]" * 1000
+HUGE = "9" * 4301
+
+
+def _with(raw_value: str, *, feedback: bool = False) -> bytes:
+    """A request body with `raw_value` (JSON text) placed in a field the schema leaves open."""
+    if feedback:
+        return (
+            '{"feedback": [{"card": "c", "outcome": "overridden", '
+            '"outcomeTimestamp": "2026-01-05T10:00:00Z", "extension": ' + raw_value + "}]}"
+        ).encode()
+    import json
+
+    request = sample_request()
+    request["extension"] = {"x": "PLACEHOLDER"}
+    return json.dumps(request).replace('"PLACEHOLDER"', raw_value).encode()
+
+
+@pytest.mark.parametrize("feedback", [False, True], ids=["hook", "feedback"])
+@pytest.mark.parametrize(
+    "raw_value, words",
+    [
+        (DEEP, "nested"),
+        ('{"a": ' * 1000 + "1" + "}" * 1000, "nested"),
+        (HUGE, "digits"),
+        ("-" + HUGE, "digits"),
+        ('"\\ud800"', "surrogate"),
+        ('"x\\udfffy"', "surrogate"),
+        ('["ok \\ud83d\\ude00", "\\ud83d"]', "surrogate"),
+    ],
+    ids=[
+        "deep-arrays",
+        "deep-objects",
+        "huge-int",
+        "huge-negative",
+        "lone-high",
+        "lone-low",
+        "half",
+    ],
+)
+def test_hostile_json_is_a_400_operation_outcome(client, feedback, raw_value, words):
+    path = FEEDBACK if feedback else SELECT
+    response = client.post(
+        path, data=_with(raw_value, feedback=feedback), content_type="application/json"
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert words in outcome["issue"][0]["diagnostics"]
+
+
+def test_a_lone_surrogate_in_echoed_text_is_a_400_not_a_500(client):
+    import json
+
+    request = sample_request()
+    request["context"]["draftOrders"]["entry"][0]["resource"]["code"]["text"] = "MRI PLACEHOLDER"
+    body = json.dumps(request).replace("PLACEHOLDER", "\\ud800").encode()
+    response = client.post(SELECT, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "surrogate" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def test_a_surrogate_pair_is_ordinary_text(client):
+    body = _with('"pain \\ud83d\\ude00 score"')
+    assert client.post(SELECT, data=body, content_type="application/json").status_code == 200
+
+
+REPORT_TOKEN = "report-token-0123456789"
+
+
+@pytest.fixture
+def report_client(audit_settings):
+    from cds_service.app import create_app
+    from tests.conftest import ContractClient
+
+    app = create_app(audit_settings.with_overrides(report_token=REPORT_TOKEN))
+    app.test_client_class = ContractClient
+    yield app.test_client()
+    app.extensions["cds_audit"].store.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "query, where",
+    [
+        ("from=2026-01-01&to=9999-12-31", "to"),
+        ("from=9999-12-31&to=9999-12-31", "to"),
+    ],
+)
+def test_report_dates_at_the_calendars_edge_are_400(report_client, query, where):
+    auth = {"Authorization": f"Bearer {REPORT_TOKEN}"}
+    response = report_client.get(f"/reports/avoided-scans?{query}", headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["issue"][0]["expression"] == [where]
+
+
+@pytest.mark.parametrize("token", ["rapport-tökén-0123456789", "報告トークン", "\udcff"])
+def test_a_non_ascii_report_token_is_401(report_client, token):
+    headers = {"Authorization": "Bearer " + token}
+    try:
+        headers["Authorization"].encode("latin-1")
+    except UnicodeEncodeError:
+        # What a client sends is bytes; Werkzeug reads a header's bytes as latin-1.
+        headers["Authorization"] = (
+            headers["Authorization"].encode("utf-8", "surrogateescape").decode("latin-1")
+        )
+    response = report_client.get(
+        "/reports/avoided-scans?from=2026-01-01&to=2026-01-31", headers=headers
+    )
+    assert response.status_code == 401
+    assert response.get_json()["resourceType"] == "OperationOutcome"

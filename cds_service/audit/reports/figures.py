@@ -76,6 +76,9 @@ class Period:
     def __post_init__(self) -> None:
         if self.last < self.first:
             raise ValueError("the period ends before it starts")
+        if self.last >= date.max:
+            # The period runs to the day after the last: 9999-12-31 has none in Python's calendar.
+            raise ValueError(f"the last day must be before {date.max.isoformat()}")
 
     @property
     def start_ms(self) -> int:

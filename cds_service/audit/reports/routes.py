@@ -31,8 +31,20 @@ def _check_token() -> None:
     scheme, _, token = header.partition(" ")
     if not expected:
         raise Unauthorised("reports are disabled: CDS_REPORT_TOKEN is not set")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        _header_bytes(token.strip()), expected.encode("utf-8")
+    ):
         raise Unauthorised("a valid bearer token is required", expression="Authorization")
+
+
+def _header_bytes(value: str) -> bytes:
+    """The bytes the client sent: WSGI hands a header over as latin-1 text."""
+    # Compared as bytes because compare_digest refuses str with non-ASCII characters (a
+    # TypeError, so a 500); text that cannot come from WSGI matches no token.
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return b""
 
 
 def _date(name: str) -> date:
