@@ -92,6 +92,8 @@ def test_record_gets_its_expected_decision(live_server, fhir_server, record):
     for criterion, reason in (expect.get("reasons") or {}).items():
         assert checked[criterion]["reason"] == reason
     cited = {ref for c in entry["checked"] for ref in c.get("evidence", [])}
+    if expect["decision"] != "out-of-population" and expect.get("criteria") != ["no-episode-data"]:
+        assert expect.get("cites"), "every judged record names the evidence it must cite"
     missing = set(expect.get("cites", [])) - cited
     assert not missing, f"not cited: {missing}; cited: {sorted(cited)}"
     if "rating" in expect:
