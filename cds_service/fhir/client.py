@@ -122,7 +122,7 @@ class FhirClient:
         # deadline is a time.monotonic() value: no call starts after it and none may outlast it.
         self.deadline = deadline
         self._origin = _origin(self.base_url)
-        self._base_path = _path_segments(urlsplit(self.base_url).path)
+        self._base_path = _resolved_segments(urlsplit(self.base_url).path) or ()
 
     def __repr__(self) -> str:
         # Spelled out so that a token never turns up in a traceback's locals or a debug log.
@@ -171,8 +171,11 @@ class FhirClient:
     def _is_same_server(self, url: str) -> bool:
         if _origin(url) != self._origin:
             return False
-        segments = _path_segments(urlsplit(url).path)
-        return segments[: len(self._base_path)] == self._base_path
+        # Compared as the server may read the path: percent-decoded ("%2e%2e" is "..", "%2f"
+        # a slash), backslashes as slashes, dot segments resolved. Otherwise "r4/%2e%2e/admin"
+        # passes as under "r4" and reaches "/admin" with the token.
+        segments = _resolved_segments(urlsplit(url).path)
+        return segments is not None and segments[: len(self._base_path)] == self._base_path
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": FHIR_JSON, "User-Agent": USER_AGENT}
@@ -406,6 +409,21 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 def _path_segments(path: str) -> tuple[str, ...]:
     return tuple(segment for segment in path.split("/") if segment)
+
+
+def _resolved_segments(path: str) -> tuple[str, ...] | None:
+    """The path's segments after percent-decoding and dot-segment removal; None above the root."""
+    resolved: list[str] = []
+    for segment in unquote(path).replace("\\", "/").split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+        else:
+            resolved.append(segment)
+    return tuple(resolved)
 
 
 def display_url(url: str) -> str:

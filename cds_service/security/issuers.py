@@ -30,6 +30,7 @@ from cds_service.security.jwks import import_key_set
 
 # Its private key is published with the sandbox: tokens "from" it prove nothing.
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
+SANDBOX_HOST = "sandbox.cds-hooks.org"
 ENTRY_KEYS = {"jwks_url", "jwks", "jku", "tenants"}
 
 
@@ -65,8 +66,20 @@ def load_trusted_issuers(path: Path, *, env: str) -> dict[str, TrustedIssuer]:
     return issuers
 
 
+def is_sandbox_url(url: object) -> bool:
+    """True when a URL is on the CDS Hooks Sandbox's host, however it is spelled."""
+    if not isinstance(url, str):
+        return False
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        return False
+    # Host names are case-insensitive and may end in the root's dot; the port does not matter.
+    return host.rstrip(".").lower() == SANDBOX_HOST
+
+
 def _issuer(iss: str, entry: Any, *, where: str, env: str) -> TrustedIssuer:
-    if iss.rstrip("/") == SANDBOX_ISSUER and env == "production":
+    if env == "production" and is_sandbox_url(iss):
         raise ConfigError(f"{where}: the CDS Hooks Sandbox's key is public; never in production")
     if isinstance(entry, str):
         entry = {"jwks_url": entry}
@@ -85,6 +98,11 @@ def _issuer(iss: str, entry: Any, *, where: str, env: str) -> TrustedIssuer:
         raise ConfigError(f"{where}: give jwks_url or jwks, not both")
     jku = tuple(_url(u, where=f"{where}, jku", env=env) for u in _strings(entry, "jku", where))
     tenants = _strings(entry, "tenants", where)
+    if env == "production" and any(is_sandbox_url(url) for url in (jwks_url, *jku)):
+        # Under another name, the Sandbox's keys are still the published ones.
+        raise ConfigError(
+            f"{where}: keys from the CDS Hooks Sandbox are public; never in production"
+        )
     if not (jwks_url or jwks or jku):
         raise ConfigError(f"{where}: needs jwks_url, jwks or a jku allow-list")
     return TrustedIssuer(iss=iss, jwks_url=jwks_url, jwks=jwks, jku=jku, tenants=tenants)

@@ -3,8 +3,9 @@
 Everything under /cds-services needs `Authorization: Bearer <JWT>` from a trusted issuer whose
 `aud` is the exact URL called (under CDS_PUBLIC_BASE_URL). A refused call gets 401 with a
 minimal OperationOutcome and `WWW-Authenticate: Bearer`, nothing more; the reason goes to the
-server log at INFO, never the token. CORS preflight and the other endpoints (health, metrics,
-OpenAPI, patient page; reports have their own token) are not checked here.
+server log at INFO as a short fixed code (`aud-mismatch`, `expired`, ...), never the token.
+CORS preflight and the other endpoints (health, metrics, OpenAPI, patient page; reports have
+their own token) are not checked here.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Authenticator:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return _refuse("no bearer token")
+            return _refuse("no-bearer-token")
         try:
             verified = verify_token(
                 token,
@@ -61,10 +62,10 @@ class Authenticator:
                 now=time.time(),
             )
         except AuthFailure as failure:
-            return _refuse(str(failure))
+            return _refuse(failure.code)
         expires_at = verified.exp + self.settings.jwt_leeway_seconds
         if not self.replay.first_use(verified.iss, verified.jti, expires_at):
-            return _refuse(f"jti replayed (issuer {verified.iss!r})")
+            return _refuse("replayed-jti")
         g.cds_client_iss = verified.iss
         g.cds_tenant = verified.tenant  # the token's tenant claim (None without one)
         g.cds_tenant_listed = verified.tenant_listed
@@ -76,8 +77,11 @@ def _audit_engine() -> Engine:
     return current_app.extensions["cds_audit"].ready_store().engine
 
 
-def _refuse(reason: str) -> Response:
-    log.info("authentication refused: %s", reason, extra={"path": request.path[:200]})
+def _refuse(code: str) -> Response:
+    # A fixed code in a checked field: the message's details (an issuer, a kid, the audience)
+    # are the client's words, which the log formatter would withhold, telling an operator
+    # nothing; the code says which check failed and carries nothing the client chose.
+    log.info("authentication refused", extra={"reason": code, "path": request.path[:200]})
     response = json_response(UNAUTHORIZED, 401)
     response.headers["WWW-Authenticate"] = "Bearer"
     response.headers["Cache-Control"] = "no-store"

@@ -29,7 +29,15 @@ MAX_LIFETIME_SECONDS = 3600
 
 
 class AuthFailure(Exception):
-    """The token is not acceptable; the reason is for the server log, never for the client."""
+    """The token is not acceptable; the reason is for the server log, never for the client.
+
+    `code` is a short fixed word (`aud-mismatch`, `expired`, ...) that the log may carry as it
+    is; the message may hold client-chosen values (an issuer, a kid), so it is not logged.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,35 +62,37 @@ def verify_token(
 ) -> VerifiedToken:
     """Check a compact JWS JWT for this endpoint; AuthFailure says why it is refused."""
     if len(token) > MAX_TOKEN_BYTES:
-        raise AuthFailure("token too large")
+        raise AuthFailure("token-too-large", "token too large")
     try:
         compact = jws.extract_compact(token.encode("ascii"))
         unverified = json.loads(compact.payload or b"")
     except (JoseError, ValueError, TypeError) as exc:
-        raise AuthFailure(f"malformed token ({type(exc).__name__})") from exc
+        raise AuthFailure("malformed-token", f"malformed token ({type(exc).__name__})") from exc
     header = compact.protected
     alg = header.get("alg")
     if alg not in ALGORITHMS:
-        raise AuthFailure(f"algorithm {str(alg)[:16]!r} not accepted")
+        raise AuthFailure("alg-not-accepted", f"algorithm {str(alg)[:16]!r} not accepted")
     if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
-        raise AuthFailure("header typ is not JWT")
+        raise AuthFailure("typ-not-jwt", "header typ is not JWT")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise AuthFailure("header has no kid")
+        raise AuthFailure("no-kid", "header has no kid")
     if "crit" in header:
-        raise AuthFailure("header has critical extensions")
+        raise AuthFailure("crit-header", "header has critical extensions")
     iss = unverified.get("iss") if isinstance(unverified, dict) else None
     issuer = issuers.get(iss) if isinstance(iss, str) else None
     if issuer is None:
-        raise AuthFailure(f"issuer {str(iss)[:100]!r} not trusted")
+        raise AuthFailure("issuer-not-trusted", f"issuer {str(iss)[:100]!r} not trusted")
     key = _key(issuer, header, kid, jwks)
     key_alg = getattr(key, "alg", None)
     if key_alg and key_alg != alg:
-        raise AuthFailure(f"key {kid[:64]!r} is for {key_alg}, token says {alg}")
+        raise AuthFailure(
+            "key-alg-mismatch", f"key {kid[:64]!r} is for {key_alg}, token says {alg}"
+        )
     try:
         claims = jwt.decode(token, key, algorithms=[alg]).claims
     except (JoseError, ValueError, TypeError) as exc:
-        raise AuthFailure(f"signature not valid ({type(exc).__name__})") from exc
+        raise AuthFailure("bad-signature", f"signature not valid ({type(exc).__name__})") from exc
     return _check_claims(claims, issuer, audience=audience, leeway=leeway, now=now)
 
 
@@ -91,23 +101,23 @@ def _key(issuer: TrustedIssuer, header: Mapping[str, Any], kid: str, jwks: JwksC
     if jku is not None:
         # Only URLs configured for this issuer are fetched: a token never chooses a server.
         if not isinstance(jku, str) or jku not in issuer.jku:
-            raise AuthFailure("jku not on the issuer's allow-list")
+            raise AuthFailure("jku-not-allowed", "jku not on the issuer's allow-list")
         key = jwks.key(jku, kid)
     elif issuer.jwks is not None:
         key = keys_by_kid(issuer.jwks).get(kid)
     elif issuer.jwks_url is not None:
         key = jwks.key(issuer.jwks_url, kid)
     else:
-        raise AuthFailure("token has no jku and the issuer has no JWKS")
+        raise AuthFailure("no-jwks", "token has no jku and the issuer has no JWKS")
     if key is None:
-        raise AuthFailure(f"unknown kid {kid[:64]!r} for issuer {issuer.iss!r}")
+        raise AuthFailure("unknown-kid", f"unknown kid {kid[:64]!r} for issuer {issuer.iss!r}")
     return key
 
 
 def _number(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AuthFailure(f"claim {name} missing or not a number")
+        raise AuthFailure("bad-claim", f"claim {name} missing or not a number")
     return int(value)
 
 
@@ -115,32 +125,36 @@ def _check_claims(
     claims: Mapping[str, Any], issuer: TrustedIssuer, *, audience: str, leeway: int, now: float
 ) -> VerifiedToken:
     if claims.get("iss") != issuer.iss:
-        raise AuthFailure("iss changed")  # cannot happen: the payload was read above
+        raise AuthFailure("iss-changed", "iss changed")  # cannot happen: the payload was read above
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or audience not in audiences:
-        raise AuthFailure(f"aud does not name this endpoint ({audience})")
+        raise AuthFailure("aud-mismatch", f"aud does not name this endpoint ({audience})")
     exp = _number(claims, "exp")
     iat = _number(claims, "iat")
     if now > exp + leeway:
-        raise AuthFailure("token expired")
+        raise AuthFailure("expired", "token expired")
     if iat > now + leeway:
-        raise AuthFailure("token issued in the future")
+        raise AuthFailure("issued-in-future", "token issued in the future")
     if "nbf" in claims and _number(claims, "nbf") > now + leeway:
-        raise AuthFailure("token not yet valid (nbf)")
+        raise AuthFailure("not-yet-valid", "token not yet valid (nbf)")
     if exp < iat:
-        raise AuthFailure("token expires before it was issued")
+        raise AuthFailure("bad-lifetime", "token expires before it was issued")
     if exp - iat > MAX_LIFETIME_SECONDS:
-        raise AuthFailure(f"token lifetime {exp - iat} s exceeds {MAX_LIFETIME_SECONDS} s")
+        raise AuthFailure(
+            "lifetime-too-long", f"token lifetime {exp - iat} s exceeds {MAX_LIFETIME_SECONDS} s"
+        )
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_LENGTH:
-        raise AuthFailure("claim jti missing or unusable")
+        raise AuthFailure("bad-claim", "claim jti missing or unusable")
     if len(issuer.iss) > MAX_ID_LENGTH:
-        raise AuthFailure("issuer too long for the replay cache")
+        raise AuthFailure("issuer-too-long", "issuer too long for the replay cache")
     tenant = claims.get("tenant")
     if tenant is not None and not isinstance(tenant, str):
-        raise AuthFailure("claim tenant is not a string")
+        raise AuthFailure("bad-claim", "claim tenant is not a string")
     if issuer.tenants and tenant not in issuer.tenants:
-        raise AuthFailure(f"tenant {str(tenant)[:64]!r} not allowed for this issuer")
+        raise AuthFailure(
+            "tenant-not-allowed", f"tenant {str(tenant)[:64]!r} not allowed for this issuer"
+        )
     listed = bool(issuer.tenants) and tenant in issuer.tenants
     return VerifiedToken(iss=issuer.iss, jti=jti, exp=exp, tenant=tenant, tenant_listed=listed)

@@ -359,7 +359,9 @@ def test_refusal_is_logged_with_its_reason_but_never_the_token(client, world, ca
     with caplog.at_level(logging.INFO, logger="cds_service.security"):
         assert_refused(discover(client, token))
     text = "\n".join(record.getMessage() for record in caplog.records)
-    assert "aud" in text
+    assert [getattr(r, "reason", None) for r in caplog.records if hasattr(r, "reason")] == [
+        "aud-mismatch"
+    ]
     assert token not in text and token.split(".")[2] not in text
 
 
@@ -392,3 +394,69 @@ def test_a_tenant_claim_no_issuer_lists_is_stored_as_its_pseudonym(app, client, 
     with app.extensions["cds_audit"].store.engine.connect() as connection:
         tenants = connection.execute(select(evaluation.c.tenant)).scalars().all()
     assert tenants == [Pseudonymiser(DEVELOPMENT_KEY)("tenant", claim)]
+
+
+def _refusals(client, world, send) -> list[dict]:
+    """The JSON log lines (as the service writes them) of the refusals `send` provokes."""
+    import json
+
+    from cds_service.observability.logs import JsonFormatter
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.INFO)
+    logger = logging.getLogger("cds_service.security")
+    logger.addHandler(handler)
+    try:
+        send()
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(JsonFormatter().format(r)) for r in records]
+    return [line for line in lines if line["message"].startswith("authentication refused")]
+
+
+def _flip_signature(token: str) -> str:
+    head, body, signature = token.split(".")
+    return f"{head}.{body}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+
+
+@pytest.mark.parametrize(
+    "make, code",
+    [
+        (lambda w: w.token(DISCOVERY, aud=BASE + SELECT), "aud-mismatch"),
+        (lambda w: w.token(DISCOVERY, exp=_ago(120), iat=_ago(600)), "expired"),
+        (lambda w: _flip_signature(w.token(DISCOVERY)), "bad-signature"),
+        (lambda w: w.token(DISCOVERY, iss="https://stranger.test"), "issuer-not-trusted"),
+        (lambda w: w.token(DISCOVERY, iat=_ago(-600)), "issued-in-future"),
+        (lambda w: w.token(DISCOVERY, jti=None), "bad-claim"),
+        (
+            lambda w: w.token(
+                DISCOVERY, key=w.keys["jku"], header={"jku": w.stub.url("evil.json")}
+            ),
+            "jku-not-allowed",
+        ),
+        (lambda w: "not-a-jwt", "malformed-token"),
+    ],
+)
+def test_refusals_are_logged_as_short_fixed_codes(client, world, make, code):
+    token = make(world)
+    lines = _refusals(client, world, lambda: assert_refused(discover(client, token)))
+    assert [line.get("reason") for line in lines] == [code]
+    text = str(lines)
+    assert "[withheld]" not in text and token not in text
+
+
+def test_a_replayed_jti_and_a_missing_token_are_logged_by_their_codes(client, world):
+    token = world.token(DISCOVERY)
+    assert discover(client, token).status_code == 200
+
+    def send() -> None:
+        assert_refused(discover(client, token))
+        assert_refused(client.get(DISCOVERY))
+
+    codes = [line.get("reason") for line in _refusals(client, world, send)]
+    assert codes == ["replayed-jti", "no-bearer-token"]

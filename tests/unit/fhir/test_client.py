@@ -144,6 +144,32 @@ class TestSearch:
         assert_no_token(caught.value)
         assert isinstance(caught.value, FhirBadResponse)
 
+    @pytest.mark.parametrize(
+        "next_url",
+        [
+            "https://fhir.example.org/r4/%2e%2e/admin/Condition?page=2",
+            "https://fhir.example.org/r4/%2E%2E/admin?page=2",
+            "https://fhir.example.org/r4/Condition/%2e%2e/%2e%2e/admin?page=2",
+            "https://fhir.example.org/r4/.%2e/admin?page=2",
+            "https://fhir.example.org/r4/%2e%2e%2fadmin?page=2",  # an encoded slash too
+            "https://fhir.example.org/r4/%2e%2e%5cadmin?page=2",  # and a backslash
+            "/r4/%2e%2e/admin?page=2",
+            "%2e%2e/admin?page=2",
+        ],
+    )
+    def test_next_link_climbing_out_of_the_base_path_when_decoded_is_refused(
+        self, client, mocked, next_url
+    ):
+        mocked.get(f"{BASE}/Condition", json=bundle(condition(1), next_url=next_url))
+        with pytest.raises(FhirForeignLink):
+            client.search("Condition?patient=p1")
+        assert len(mocked.calls) == 1
+
+    def test_next_link_with_dot_segments_that_stay_inside_is_followed(self, client, mocked):
+        mocked.get(f"{BASE}/Condition", json=bundle(condition(1), next_url="x/%2e%2e/Condition2"))
+        mocked.get(f"{BASE}/Condition2", json=bundle(condition(2)))
+        assert len(client.search("Condition?patient=p1")) == 2
+
     def test_wrong_resource_type_is_bad_response(self, client, mocked):
         mocked.get(f"{BASE}/Condition", json={"resourceType": "Patient", "id": "p1"})
         with pytest.raises(FhirBadResponse):

@@ -106,6 +106,28 @@ def test_the_sandbox_issuer_is_never_trusted_in_production(tmp_path):
         load_trusted_issuers(path, env="production")
 
 
+SANDBOX_JWKS = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    "issuers",
+    [
+        {"HTTPS://SANDBOX.CDS-HOOKS.ORG": URL},
+        {"https://Sandbox.CDS-Hooks.org/": URL},
+        {"https://sandbox.cds-hooks.org.": URL},
+        {"https://sandbox.cds-hooks.org:443": URL},
+        {"https://my-sandbox.example": SANDBOX_JWKS},
+        {"https://my-sandbox.example": {"jku": ["https://SANDBOX.cds-hooks.org/jwks"]}},
+    ],
+    ids=["upper-case", "mixed-case-slash", "trailing-dot", "port", "jwks-url", "jku"],
+)
+def test_the_sandbox_is_recognised_by_host_in_any_case_and_by_its_key_urls(tmp_path, issuers):
+    path = _file(tmp_path, issuers)
+    assert load_trusted_issuers(path, env="test")
+    with pytest.raises(ConfigError, match="Sandbox"):
+        load_trusted_issuers(path, env="production")
+
+
 def test_a_bad_issuers_file_stops_the_app_at_start_up(tmp_path):
     path = _file(tmp_path, {"https://a.example": {}})
     with pytest.raises(ConfigError, match="CDS_TRUSTED_ISSUERS"):
