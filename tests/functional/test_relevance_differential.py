@@ -147,6 +147,37 @@ lab = st.builds(
     st.floats(30, 120, allow_nan=False).map(lambda v: round(v, 1)),
     _days,
 )
+_VALUES = [
+    None,
+    {"coding": [{"system": "http://snomed.info/sct", "code": "10828004", "display": "Positive"}]},
+    {"coding": [{"system": "http://snomed.info/sct", "code": "260385009", "display": "Negative"}]},
+    {"coding": [{"system": "http://snomed.info/sct", "code": "266919005",
+                 "display": "Never smoked tobacco (finding)"}]},
+    {"text": "positief"},
+    {"text": "afwezig"},
+    {"text": "koorts"},
+]  # fmt: skip
+_COMPONENTS = [
+    None,
+    [{"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic BP"}]},
+      "valueQuantity": {"value": 120}}],
+    [{"code": {"text": "Spierkracht voetheffers links (MRC)"}, "valueInteger": 3}],
+    [{"code": {"text": "Achillespeesreflex"}, "valueCodeableConcept": {"text": "afwezig"}}],
+    [{"code": {"coding": [{"system": LOINC, "code": "8310-5", "display": "Body temperature"}]},
+      "valueQuantity": {"value": 38.6, "code": "Cel"}}],
+]  # fmt: skip
+
+
+def _with_value(resource: dict[str, Any], value: Any, components: Any) -> dict[str, Any]:
+    if value is not None:
+        resource = {**resource, "valueCodeableConcept": value}
+        resource.pop("valueQuantity", None)
+    if components is not None:
+        resource = {**resource, "component": components}
+    return resource
+
+
+coded_lab = st.builds(_with_value, lab, st.sampled_from(_VALUES), st.sampled_from(_COMPONENTS))
 temperature = st.builds(
     lambda days, value, offset: {
         "resourceType": "Observation",
@@ -199,7 +230,9 @@ episode = st.builds(
     _days,
     st.sampled_from(["Lage rugpijn", "Rughernia", "Hypertensie"]),
 )
-generated = st.lists(st.one_of(fhir.item(), lab, lab, temperature, encounter, episode), max_size=20)
+generated = st.lists(
+    st.one_of(fhir.item(), lab, coded_lab, temperature, encounter, episode), max_size=20
+)
 
 
 @settings(

@@ -5,9 +5,11 @@ US record is labs and vital signs no rule reads. A resource is skipped only when
 could not change the facts, decided on the raw JSON:
 
 - an Observation whose code (every coding, its display and text) names no concept the rules
-  know and no lumbar scan, and that carries none of the parts the readers take findings from
-  (valueString, valueCodeableConcept, note, component): what remains (a number, a unit, an
-  interpretation) only qualifies a concept the code would have had to name;
+  know and no lumbar scan, with no valueString and no note, whose coded value (if any) names
+  nothing either — alone, or read as the result of the code's test as the reader reads it
+  ("Lasègue" + "positief") — and whose components (a blood-pressure panel) each pass the same
+  test: what remains (a number, a unit, an interpretation) only qualifies a concept the code
+  would have had to name;
 - an Observation coded only as a body temperature, dated (effectiveDateTime) more than
   `window + 2` days before the call, where `window` is the policy's fever window — the one rule
   that reads temperatures looks back that far (the 2 days absorb time-zone shifts) — or whose
@@ -28,6 +30,7 @@ import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from cds_service.fhir.exam import without_laterality
 from cds_service.fhir.units import celsius, unit_key
 
 if TYPE_CHECKING:
@@ -35,8 +38,6 @@ if TYPE_CHECKING:
 
     from cds_service.fhir.facts.builder import FactsBuilder
 
-# The parts of an Observation that readers take findings from besides its code.
-_OBSERVATION_READ = ("valueString", "valueCodeableConcept", "note", "component")
 _ENCOUNTER_READ = ("reasonCode", "diagnosis", "episodeOfCare", "reasonReference")
 # Days added to the fever window before an old temperature is skipped (time zones, rounding).
 _WINDOW_MARGIN_DAYS = 2
@@ -68,24 +69,70 @@ class Screen:
             return not any(key in item for key in _ENCOUNTER_READ)
         return False
 
-    def _observation(self, item: Mapping[str, Any]) -> bool:
-        for key in _OBSERVATION_READ:
-            if key in item:
-                return False
+    def _observation(self, item: Mapping[str, Any], *, component: bool = False) -> bool:
+        if "valueString" in item or "note" in item:
+            return False
         signature = _signature(item.get("code"))
         if signature is None:
             return False
-        verdict = self.verdicts.get(signature)
-        if verdict is None:
-            verdict = self.verdicts[signature] = self._verdict(signature)
+        verdict = self._verdict_of(signature)
+        value = item.get("valueCodeableConcept")
+        components = item.get("component")
+        if value is not None or components is not None:
+            # a coded value or a panel: skipped only when neither names anything either
+            if verdict != _NOTHING:
+                return False
+            if value is not None and not self._value_says_nothing(signature, value):
+                return False
+            if components is None:
+                return True
+            if component or not isinstance(components, list):
+                return False
+            return all(
+                isinstance(part, dict) and self._observation(part, component=True)
+                for part in components
+            )
         if verdict == _NOTHING:
             return True
-        if verdict == _TEMPERATURE:
+        if verdict == _TEMPERATURE and not component:
             when = item.get("effectiveDateTime")
             if isinstance(when, str) and len(when) >= 10 and when[:10] < self.temperature_cutoff:
                 return True
             return self._below_fever(item.get("valueQuantity"))
         return False
+
+    def _verdict_of(self, signature: tuple[Any, ...]) -> str:
+        verdict = self.verdicts.get(signature)
+        if verdict is None:
+            verdict = self.verdicts[signature] = self._verdict(signature)
+        return verdict
+
+    def _value_says_nothing(self, code: tuple[Any, ...], value: Any) -> bool:
+        """True when a coded value names nothing, alone or as the result of its code's test.
+
+        The reader takes a test's name and result as one phrase ("Lasègue" + "positief"); the
+        same phrases are read here.
+        """
+        signature = _signature(value)
+        if signature is None:
+            return False
+        key = ("value", code, signature)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            verdict = _NOTHING if self._verdict_of(signature) == _NOTHING else _READ
+            codings, text = code
+            name = text or next((display for _, _, display in codings if display), None)
+            results = [display for _, _, display in signature[0] if display]
+            if signature[1]:
+                results.append(signature[1])
+            if verdict == _NOTHING and name:
+                bare = without_laterality(name)
+                for result in results:
+                    if self.builder.knowledge.read_text(f"{bare} {result}", None).findings:
+                        verdict = _READ
+                        break
+            self.verdicts[key] = verdict
+        return verdict == _NOTHING
 
     def _below_fever(self, quantity: Any) -> bool:
         """True for a valueQuantity that is a temperature clearly below the fever threshold."""
