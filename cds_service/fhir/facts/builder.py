@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from cds_service.rules.knowledge import Knowledge
     from cds_service.rules.textreader import Reading
 
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _ORDER_MODALITY = {
     "lumbar-xray": Modality.XRAY,
     "lumbar-mri": Modality.MRI,
@@ -76,6 +76,7 @@ class Recognised:
     negated: dict[str, set[str]]
     suspected: dict[str, set[str]] = field(default_factory=dict)
     history: dict[str, set[str]] = field(default_factory=dict)
+    planned: set[str] = field(default_factory=set)  # plans and safety-netting: no finding
 
 
 class FactsBuilder:
@@ -137,7 +138,7 @@ class FactsBuilder:
         if reader is None:
             return
         raw_id = item.get("id")
-        has_id = isinstance(raw_id, str) and _FHIR_ID.match(raw_id) is not None
+        has_id = isinstance(raw_id, str) and _FHIR_ID.fullmatch(raw_id) is not None
         reference = f"{kind}/{raw_id}" if has_id else f"{kind}/#{index}"
         if reference in self.exclude:
             return
@@ -264,6 +265,8 @@ class FactsBuilder:
                 recognised.suspected.setdefault(concept, set()).update(found.qualifiers)
             elif context == "historical":
                 recognised.history.setdefault(concept, set()).update(found.qualifiers)
+            elif context == "conditional":
+                recognised.planned.add(concept)
             # conditional (plans, safety-netting), family and the patient's own words for a
             # deficit are no finding of this patient now: they stay in the trail only
 

@@ -161,11 +161,21 @@ def _care_and_imaging_from_text(
     A journal line or result that affirms exercise therapy or physiotherapy ("Cesar-
     oefentherapie, 6e behandeling") is a care session on its date; one that reports a
     lumbar scan's result ("MRI LWK toont HNP L5-S1"), or a result coded as a lumbar scan
-    (NHG Tabel 45 "CT-onderrug/lumbale wervelkolom" with a value), is prior imaging.
+    (NHG Tabel 45 "CT-onderrug/lumbale wervelkolom" with a value), is prior imaging. A line
+    that records a referral made ("Verwijzing aangemaakt", "verwezen naar") makes the therapy
+    or surgeon of its plan a referral on its date.
     """
     for concept, kind in CARE_KIND.items():
         if concept in value.hits:
             b.care.setdefault(kind, []).append((when, when, reference))
+    if "referral-made" in value.hits:
+        # "Cesar of Mensendieck. Verwijzing aangemaakt." on a P line: the plan was carried out,
+        # the therapy or the specialist it names is a referral made on the line's date
+        for concept, kind in CARE_KIND.items():
+            if concept in value.planned and concept not in value.hits:
+                b.care.setdefault(kind, []).append((when, when, reference))
+        if "surgical-referral" in value.planned or "surgical-referral" in value.hits:
+            b.put(Finding("surgical-referral", reference, when, Strength.TEXT))
     if b.based_on_excluded(observation):
         return
     names = texts_of(observation.code)

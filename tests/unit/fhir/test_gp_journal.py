@@ -83,3 +83,39 @@ def test_completed_therapy_referral_without_period_starts_the_care(knowledge):
     assert care.first == NOW.date() - timedelta(days=100)
     assert care.last == NOW.date() - timedelta(days=5)
     assert care.references == ("ServiceRequest/ref1", "Observation/j1")
+
+
+@pytest.mark.parametrize(
+    ("text", "care"),
+    [
+        ("Cesar of Mensendieck. Verwijzing aangemaakt.", True),
+        ("Nogmaals verwijzing Cesar.", True),
+        ("Verwijzing oefentherapie Cesar.", False),  # a plan: not (yet) a referral
+        ("Geen verwijzing aangemaakt, eerst zelf oefenen volgens folder Cesar.", False),
+        ("Bij onvoldoende herstel na 6 wk verwijzing fysiotherapie.", False),
+    ],
+)
+def test_a_p_line_that_records_a_referral_made_is_the_start_of_care(knowledge, text, care):
+    facts = extract_facts([line("j1", "P", 30, text)], knowledge=knowledge, now=NOW)
+    sessions = [c for c in facts.care if c.kind == "active"]
+    if care:
+        (episode,) = sessions
+        assert episode.first == NOW.date() - timedelta(days=30)
+        assert episode.references == ("Observation/j1",)
+    else:
+        assert sessions == []
+
+
+def test_a_p_line_referral_to_the_neurosurgeon_made_is_a_surgical_referral(knowledge):
+    made = line("j1", "P", 5, "Verwijzing neurochirurg aangemaakt via Zorgdomein.")
+    planned = line("j2", "P", 5, "Evt. verwijzing neurochirurg bij toename.")
+    facts = extract_facts([made, planned], knowledge=knowledge, now=NOW)
+    referrals = [f.reference for f in facts.findings if f.concept == "surgical-referral"]
+    assert referrals == ["Observation/j1"]
+
+
+def test_an_id_with_a_trailing_newline_is_not_used_as_the_reference(knowledge):
+    resource = line("j1\n", "S", 3, "Koorts 38,9.")
+    facts = extract_facts([resource], knowledge=knowledge, now=NOW)
+    # the note names the resource by its position, never by the id with the newline in it
+    assert facts.data_notes == ("Observation/#0: not valid FHIR R4",)
