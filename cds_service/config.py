@@ -58,6 +58,9 @@ class Settings:
     auth_enabled: bool = True
     trusted_issuers_path: Path | None = None
     jwt_leeway_seconds: int = 60
+    # Limits of one hook call (cds_service/hooks/limits.py): what the service will judge and echo.
+    # 50 orders is more than any order set a clinician signs at once; each costs a card.
+    max_draft_orders: int = 50
 
     @property
     def is_development(self) -> bool:
@@ -126,6 +129,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_AUTH": ("auth_enabled", _bool),
     "CDS_TRUSTED_ISSUERS": ("trusted_issuers_path", Path),
     "CDS_JWT_LEEWAY_SECONDS": ("jwt_leeway_seconds", int),
+    "CDS_MAX_DRAFT_ORDERS": ("max_draft_orders", int),
 }
 
 
@@ -195,6 +199,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("CDS_TRUSTED_ISSUERS is required while authentication is on")
     if not 0 <= settings.jwt_leeway_seconds <= 300:
         raise ConfigError("CDS_JWT_LEEWAY_SECONDS must be between 0 and 300")
+    if settings.max_draft_orders < 1:
+        raise ConfigError("CDS_MAX_DRAFT_ORDERS must be at least 1")
     for directory, name in (
         (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
         (settings.cards_dir, "CDS_CARDS_DIR"),
