@@ -45,6 +45,14 @@ class Settings:
     tenant: str = "default"
     database_auto_upgrade: bool = True
     audit_spool: Path | None = None  # default: beside a SQLite database file, else var/
+    # Bounded database waits (README, Operations): the most a hook call waits for the database
+    # in all (jti check and audit write together; past it the row is spooled), and the bounds of
+    # each connection, statement and lock wait, which free the worker that does the waiting.
+    database_wait_seconds: float = 0.3
+    database_connect_timeout_seconds: int = 2
+    database_statement_timeout_ms: int = 1000
+    database_lock_timeout_ms: int = 500
+    sqlite_busy_timeout_ms: int = 200
     tariffs: Mapping[str, float] = field(
         default_factory=lambda: {"xray": 60.0, "ct": 180.0, "mri": 250.0}
     )
@@ -123,6 +131,11 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_TENANT": ("tenant", str),
     "CDS_DATABASE_AUTO_UPGRADE": ("database_auto_upgrade", _bool),
     "CDS_AUDIT_SPOOL": ("audit_spool", Path),
+    "CDS_DATABASE_WAIT_SECONDS": ("database_wait_seconds", float),
+    "CDS_DATABASE_CONNECT_TIMEOUT_SECONDS": ("database_connect_timeout_seconds", int),
+    "CDS_DATABASE_STATEMENT_TIMEOUT_MS": ("database_statement_timeout_ms", int),
+    "CDS_DATABASE_LOCK_TIMEOUT_MS": ("database_lock_timeout_ms", int),
+    "CDS_SQLITE_BUSY_TIMEOUT_MS": ("sqlite_busy_timeout_ms", int),
     "CDS_TARIFFS": ("tariffs", _per_modality),
     "CDS_DOSE_MSV": ("dose_msv", _per_modality),
     "CDS_CURRENCY": ("currency", str),
@@ -199,6 +212,18 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("CDS_TRUSTED_ISSUERS is required while authentication is on")
     if not 0 <= settings.jwt_leeway_seconds <= 300:
         raise ConfigError("CDS_JWT_LEEWAY_SECONDS must be between 0 and 300")
+    if not 0 < settings.database_wait_seconds <= 5:
+        raise ConfigError("CDS_DATABASE_WAIT_SECONDS must be above 0 and at most 5")
+    # psycopg treats a connect timeout under 2 s as 2 s, so a smaller value would only mislead.
+    if not 2 <= settings.database_connect_timeout_seconds <= 60:
+        raise ConfigError("CDS_DATABASE_CONNECT_TIMEOUT_SECONDS must be between 2 and 60")
+    for value, name in (
+        (settings.database_statement_timeout_ms, "CDS_DATABASE_STATEMENT_TIMEOUT_MS"),
+        (settings.database_lock_timeout_ms, "CDS_DATABASE_LOCK_TIMEOUT_MS"),
+        (settings.sqlite_busy_timeout_ms, "CDS_SQLITE_BUSY_TIMEOUT_MS"),
+    ):
+        if not 1 <= value <= 600_000:
+            raise ConfigError(f"{name} must be between 1 and 600000")
     if settings.max_draft_orders < 1:
         raise ConfigError("CDS_MAX_DRAFT_ORDERS must be at least 1")
     for directory, name in (
