@@ -1,0 +1,104 @@
+"""Limits on what one hook call may ask for (issue 12): draft orders per call, text per order
+field, and a bound on the response that no admitted request can exceed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect
+
+from cds_service.app import create_app
+from cds_service.audit.models import metadata
+from cds_service.audit.store import make_engine
+from cds_service.config import Settings
+from tests.functional.test_audit import table_rows
+from tests.support.hook_requests import SELECT, SIGN, sample_request, with_orders
+
+DEVELOPMENT = {"CDS_ENV": "development", "CDS_AUTH": "off"}
+
+
+def _sample_order() -> dict[str, Any]:
+    return sample_request()["context"]["draftOrders"]["entry"][0]["resource"]
+
+
+def _orders(count: int) -> list[dict[str, Any]]:
+    order = _sample_order()
+    return [dict(copy.deepcopy(order), id=f"draft-mri-{index}") for index in range(count)]
+
+
+def _audited_rows(url: str) -> list[dict[str, Any]]:
+    """Every row of the audit store (none when the store was never opened)."""
+    engine = make_engine(url)
+    try:
+        existing = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    return [row for t in metadata.sorted_tables if t.name in existing for row in table_rows(url, t)]
+
+
+def _issue(response) -> dict[str, Any]:
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    (issue,) = body["issue"]
+    return issue
+
+
+# -- draft orders per call -----------------------------------------------------------------------
+
+
+def test_six_thousand_draft_orders_are_refused_at_once_naming_the_limit(audit_client, audit_url):
+    body = json.dumps(with_orders(sample_request(), _orders(6000), hook="order-sign")).encode()
+    assert len(body) > 2_000_000  # the 2.4 MB request of the finding
+    started = time.perf_counter()
+    response = audit_client.post(SIGN, data=body, content_type="application/json")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 400
+    issue = _issue(response)
+    assert issue["code"] == "too-costly"
+    assert issue["expression"] == ["context.draftOrders.entry"]
+    assert "CDS_MAX_DRAFT_ORDERS" in issue["diagnostics"]
+    assert "6000" in issue["diagnostics"] and "50" in issue["diagnostics"]
+    assert elapsed < 1.0, f"refusing took {elapsed:.2f} s"
+    assert len(response.data) < 1024
+    # Refused before any evaluation: nothing judged, nothing audited.
+    assert not _audited_rows(audit_url)
+
+
+def test_the_draft_order_limit_is_a_setting(settings):
+    client = create_app(settings.with_overrides(max_draft_orders=3)).test_client()
+    allowed = client.post(SIGN, json=with_orders(sample_request(), _orders(3), hook="order-sign"))
+    assert allowed.status_code == 200
+    assert len(allowed.get_json()["cards"]) == 3
+    refused = client.post(SIGN, json=with_orders(sample_request(), _orders(4), hook="order-sign"))
+    assert refused.status_code == 400
+    assert "CDS_MAX_DRAFT_ORDERS (3)" in _issue(refused)["diagnostics"]
+
+
+def test_more_selections_than_the_limit_are_refused_naming_selections(client):
+    request = with_orders(sample_request(), _orders(1))
+    request["context"]["selections"] = ["ServiceRequest/draft-mri-0"] * 51
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 400
+    issue = _issue(response)
+    assert issue["expression"] == ["context.selections"]
+    assert "CDS_MAX_DRAFT_ORDERS" in issue["diagnostics"]
+
+
+def test_the_limit_settings_are_read_from_the_environment():
+    from cds_service.config import load_settings
+
+    loaded = load_settings({**DEVELOPMENT, "CDS_MAX_DRAFT_ORDERS": "7"})
+    assert loaded.max_draft_orders == 7
+    assert Settings().max_draft_orders == 50
+
+
+def test_a_draft_order_limit_below_one_is_refused_at_start_up():
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CDS_MAX_DRAFT_ORDERS"):
+        load_settings({**DEVELOPMENT, "CDS_MAX_DRAFT_ORDERS": "0"})
