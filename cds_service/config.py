@@ -69,6 +69,9 @@ class Settings:
     # Limits of one hook call (cds_service/hooks/limits.py): what the service will judge and echo.
     # 50 orders is more than any order set a clinician signs at once; each costs a card.
     max_draft_orders: int = 50
+    # Characters per order text the service reads (code.text, displays, reasons, notes): a long
+    # referral note fits; a longer field is an error or an attack, and is refused (README).
+    max_order_text_chars: int = 10_000
 
     @property
     def is_development(self) -> bool:
@@ -143,6 +146,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_TRUSTED_ISSUERS": ("trusted_issuers_path", Path),
     "CDS_JWT_LEEWAY_SECONDS": ("jwt_leeway_seconds", int),
     "CDS_MAX_DRAFT_ORDERS": ("max_draft_orders", int),
+    "CDS_MAX_ORDER_TEXT_CHARS": ("max_order_text_chars", int),
 }
 
 
@@ -226,6 +230,8 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError(f"{name} must be between 1 and 600000")
     if settings.max_draft_orders < 1:
         raise ConfigError("CDS_MAX_DRAFT_ORDERS must be at least 1")
+    if settings.max_order_text_chars < 200:
+        raise ConfigError("CDS_MAX_ORDER_TEXT_CHARS must be at least 200")
     for directory, name in (
         (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
         (settings.cards_dir, "CDS_CARDS_DIR"),
