@@ -19,6 +19,7 @@ RUN pip install --no-cache-dir . && pip uninstall -y lumbar-imaging-cds
 COPY cds_service/ cds_service/
 COPY cards/ cards/
 COPY mappings/ mappings/
+COPY safety/ safety/
 COPY openapi.yaml docker/entrypoint.sh ./
 RUN useradd --system --uid 10001 --home /app cds \
     && mkdir -p /app/var && chown cds /app/var

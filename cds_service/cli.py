@@ -218,6 +218,24 @@ def _textcheck(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _safety_report(args: argparse.Namespace) -> int:
+    from cds_service.safety.hazards import HazardLogError, load_hazard_log
+    from cds_service.safety.report import render_html, render_text
+
+    knowledge = _knowledge()
+    try:
+        log = load_hazard_log(rule_ids=frozenset(knowledge.rules))
+    except (OSError, HazardLogError) as exc:
+        print(f"hazard log: {exc}", file=sys.stderr)
+        return 2
+    output = render_html(knowledge, log) if args.html else render_text(knowledge, log)
+    if args.out:
+        Path(args.out).write_text(output, encoding="utf-8")
+    else:
+        print(output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -253,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-red-flag-recall", type=float, default=0.98, help="exit 1 below this recall"
     )
     textcheck.set_defaults(func=_textcheck)
+    safety = commands.add_parser(
+        "safety-report", help="the clinical safety case: hazards, controls, evidence, rules"
+    )
+    safety.add_argument("--html", action="store_true", help="the full case as an HTML page")
+    safety.add_argument("--out", help="write to this file (default: standard output)")
+    safety.set_defaults(func=_safety_report)
     database = commands.add_parser("db", help="audit database maintenance")
     db_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")

@@ -963,3 +963,34 @@ def modality_advice(
     if not results:
         results.append(CriterionResult("modality-advice", NOT_MET, "modality-fits"))
     return results, advice
+
+
+# Traceability (issue 16): the POLICY.md rule ids (mappings/policy.yaml `rules`) each check
+# implements, by the name of its function here or in decide.py. The traceability test fails
+# when a rule id has no check here, or no scenario in which one of its `yields` fires.
+IMPLEMENTS: dict[str, tuple[str, ...]] = {
+    "trauma": ("trauma-major", "trauma-minor-risk"),
+    "suspicions": ("fracture-suspected", "malignancy-suspected"),
+    "neuro_deficit": ("neuro-deficit", "neuro-deficit-urgent"),
+    "neuro_exam_missing": ("neuro-exam-required",),
+    "cauda_equina": ("cauda-equina", "cauda-equina-suspected"),
+    "infection": (
+        "spinal-infection-fever",
+        "spinal-infection-post-procedure",
+        "fever-no-risk-factor",
+    ),
+    "malignancy": ("malignancy-new-pain", "malignancy-deficit"),
+    "weight_loss": ("weight-loss",),
+    "immunosuppression": ("immunosuppression",),
+    "iv_drug_use": ("iv-drug-use",),
+    "corticosteroids": ("corticosteroids",),
+    "osteoporosis_new_pain": ("osteoporosis-new-pain",),
+    "night_pain": ("night-pain",),
+    "first_episode_age": ("first-episode-age",),
+    "surgical_planning": ("surgical-planning",),
+    "failed_conservative_care": ("failed-conservative-care", "outcome-scores-required"),
+    "repeat_imaging": ("repeat-imaging",),
+    "no_episode_data": ("no-episode",),
+    "modality_advice": ("xray-prefer-mri", "ct-radiation", "pregnancy-radiation"),
+    "decide": ("adults-only",),  # rules/decide.py: the population check comes first
+}

@@ -173,8 +173,10 @@ class Knowledge:
         order_matcher: OrderMatcher[Modality],
         order_concepts: Mapping[Modality, str],
         version: str,
+        rules: Mapping[str, PolicyRule] | None = None,
     ) -> None:
         self.policy = policy
+        self.rules: Mapping[str, PolicyRule] = MappingProxyType(dict(rules or {}))
         self.concepts: Mapping[str, Concept] = MappingProxyType(dict(concepts))
         self.version = version
         self._systems = {
@@ -288,6 +290,7 @@ def load_knowledge(mappings_dir: Path | None = None) -> Knowledge:
     if not root.is_dir():
         raise RuleDataError(f"{root}: mappings directory not found")
     policy = load_policy(root / "policy.yaml")
+    rules = load_rules(root / "policy.yaml")
     concepts, texts = _load_concepts(root / "concepts.yaml")
     systems = _load_code_systems(root / "code_systems.yaml")
     exact, prefixes = _load_valuesets(root / "valuesets", concepts, systems)
@@ -303,6 +306,7 @@ def load_knowledge(mappings_dir: Path | None = None) -> Knowledge:
         order_matcher=order_matcher,
         order_concepts=order_concepts,
         version=f"{policy.version}+{_digest(root)}",
+        rules=rules,
     )
 
 
@@ -442,6 +446,8 @@ def load_policy(path: Path) -> Policy:
     values: dict[str, Any] = {}
     lines: dict[str, int | None] = {}
     for section, content in data.items():
+        if section == "rules":
+            continue  # the rule ids (traceability): load_rules
         if isinstance(content, _Map):
             for key, value in content.items():
                 name = f"{section}_{key}"
@@ -466,6 +472,41 @@ def load_policy(path: Path) -> Policy:
             "neuro.mrc_severe_max exceeds neuro.mrc_deficit_max",
         )
     return policy
+
+
+_YIELD = re.compile(r"[a-z][a-z0-9-]*:[a-z][a-z0-9-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """One rule of POLICY.md: where it is stated and the criterion:reason pairs it yields."""
+
+    id: str
+    section: str
+    yields: tuple[str, ...]
+
+
+def load_rules(path: Path) -> dict[str, PolicyRule]:
+    """The `rules` of policy.yaml: id -> PolicyRule (each with a section and yields)."""
+    data = _read_yaml(path)
+    rules = data.get("rules")
+    if not isinstance(rules, _Map) or not rules:
+        raise _fail(path, None, "missing key 'rules' (the POLICY.md rule ids)")
+    found: dict[str, PolicyRule] = {}
+    for rule_id, entry in rules.items():
+        line = rules.lines[rule_id]
+        if not isinstance(rule_id, str) or not _YIELD.fullmatch(f"{rule_id}:x"):
+            raise _fail(path, line, f"rules: bad rule id {rule_id!r}")
+        if not isinstance(entry, _Map) or set(entry) != {"section", "yields"}:
+            raise _fail(path, line, f"rules.{rule_id}: needs exactly 'section' and 'yields'")
+        yields = entry["yields"]
+        if not isinstance(entry["section"], str) or not isinstance(yields, list) or not yields:
+            raise _fail(path, line, f"rules.{rule_id}: a section text and a list of yields")
+        for pair in yields:
+            if not isinstance(pair, str) or not _YIELD.fullmatch(pair):
+                raise _fail(path, line, f"rules.{rule_id}: {pair!r} is not 'criterion:reason'")
+        found[rule_id] = PolicyRule(rule_id, entry["section"], tuple(yields))
+    return found
 
 
 def _dotted(name: str, data: _Map) -> str:

@@ -201,6 +201,22 @@ def test_policy_unknown_key(mappings: Path) -> None:
     assert "policy.yaml:" in message and "trauma.windows" in message and "unknown" in message
 
 
+def test_policy_rules_are_loaded_with_their_yields(knowledge: Knowledge) -> None:
+    rule = knowledge.rules["cauda-equina"]
+    assert rule.section == "3 Red flags" and rule.yields == ("red-flag:cauda-equina",)
+
+
+def test_policy_rule_with_a_malformed_yield(mappings: Path) -> None:
+    edit(mappings / "policy.yaml", '"red-flag:night-pain"', '"night pain"')
+    message = load_error(mappings)
+    assert "rules.night-pain" in message and "criterion:reason" in message
+
+
+def test_policy_rule_without_section(mappings: Path) -> None:
+    edit(mappings / "policy.yaml", 'night-pain: {section: "3 Red flags", ', "night-pain: {")
+    assert "rules.night-pain: needs exactly 'section' and 'yields'" in load_error(mappings)
+
+
 def test_policy_unknown_section(mappings: Path) -> None:
     edit(mappings / "policy.yaml", "repeat_imaging:", "extra: 1\nrepeat_imaging:")
     assert "unknown key 'extra'" in load_error(mappings)
