@@ -36,6 +36,9 @@ DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}
 DATA_CHECKS = frozenset({"neuro-exam-missing", "outcome-scores-missing", "no-episode-data"})
 SUMMARY_LIMIT = 139
+# A card names the order, it does not reproduce it: the EHR's order text (up to
+# CDS_MAX_ORDER_TEXT_CHARS) is cut to this many characters in card texts, with an ellipsis.
+ORDER_NAME_CHARS = 200
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 PATIENT_PAGE_PATH = "/patient-info"
 SNOMED = "http://snomed.info/sct"
@@ -396,6 +399,12 @@ def patient_page_url(
     return f"{base_url.rstrip('/')}{PATIENT_PAGE_PATH}?{urlencode(params)}"
 
 
+def shortened(text: str, limit: int = ORDER_NAME_CHARS) -> str:
+    """The text on one line, cut to `limit` characters with an ellipsis when longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def markdown_text(value: str) -> str:
     """EHR-supplied text as literal Markdown: one line, every special character escaped."""
     # One line, so the text cannot start a block (heading, quote, list, code, HTML block).
@@ -653,7 +662,7 @@ def _mri_suggestions(
 
     def text(name: str) -> str:
         template = catalogue.mri_suggestion[name][language]
-        return localise(template.render(order=decision.order.code_display).strip())
+        return localise(template.render(order=shortened(decision.order.code_display)).strip())
 
     order = mri_order(
         context.draft, context.patient_id, text("code_text"), decision.outcome is Outcome.URGENT
@@ -705,9 +714,10 @@ def render_card(
         for code in decision.missing
         if code in catalogue.checklist
     )
+    order = shortened(decision.order.code_display)
     variables = {
         **terms,
-        "order": decision.order.code_display,
+        "order": order,
         "reason": reason,
         "criteria": criteria or "-",
         "checks": _checks(decision, catalogue, language, facts) or "-",
@@ -717,7 +727,7 @@ def render_card(
     }
     # The summary and suggestion labels are plain text; only the Markdown detail needs the
     # order's name (the EHR's text) escaped.
-    markdown_variables = {**variables, "order": markdown_text(decision.order.code_display)}
+    markdown_variables = {**variables, "order": markdown_text(order)}
     detail = template.detail[language].render(markdown_variables).strip()
     patient = patient_text(catalogue, kind, language, context.age, variant)
     if patient:

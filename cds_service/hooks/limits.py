@@ -37,3 +37,55 @@ def check_order_count(body: Mapping[str, Any], settings: Settings) -> None:
             f"CDS_MAX_DRAFT_ORDERS ({limit}) per call",
             expression="context.selections",
         )
+
+
+class OrderTextTooLong(InvalidRequest):
+    """An order text longer than CDS_MAX_ORDER_TEXT_CHARS (README "Limits" says why a 400)."""
+
+    issue_code = "too-long"
+
+
+def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """The objects of a JSON array with their indexes (nothing when it is no array)."""
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
+
+
+def order_texts(resource: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The text fields the service reads from a draft order, by path within the resource."""
+    found: list[tuple[str, Any]] = []
+    code = resource.get("code")
+    if isinstance(code, Mapping):
+        found.append(("code.text", code.get("text")))
+        for j, coding in _items(code.get("coding")):
+            found.append((f"code.coding[{j}].display", coding.get("display")))
+    for k, reason in _items(resource.get("reasonCode")):
+        found.append((f"reasonCode[{k}].text", reason.get("text")))
+        for j, coding in _items(reason.get("coding")):
+            found.append((f"reasonCode[{k}].coding[{j}].display", coding.get("display")))
+    for k, reference in _items(resource.get("reasonReference")):
+        found.append((f"reasonReference[{k}].display", reference.get("display")))
+    for k, note in _items(resource.get("note")):
+        found.append((f"note[{k}].text", note.get("text")))
+    return found
+
+
+def check_order_texts(body: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse a call whose draft orders hold a text longer than the service reads and echoes."""
+    context = body.get("context")
+    draft_orders = context.get("draftOrders") if isinstance(context, Mapping) else None
+    entries = draft_orders.get("entry") if isinstance(draft_orders, Mapping) else None
+    limit = settings.max_order_text_chars
+    for index, entry in _items(entries):
+        resource = entry.get("resource")
+        if not isinstance(resource, Mapping):
+            continue
+        for path, text in order_texts(resource):
+            if isinstance(text, str) and len(text) > limit:
+                where = f"context.draftOrders.entry[{index}].resource.{path}"
+                raise OrderTextTooLong(
+                    f"{where}: {len(text)} characters, more than CDS_MAX_ORDER_TEXT_CHARS "
+                    f"({limit}) per order text",
+                    expression=where,
+                )

@@ -15,7 +15,7 @@ from cds_service.audit.service import current_audit
 from cds_service.errors import InvalidRequest, UnknownService, WrongHook
 from cds_service.evaluation import evaluate
 from cds_service.hooks.discovery import SERVICES, ServiceDefinition, discovery_document
-from cds_service.hooks.limits import check_order_count
+from cds_service.hooks.limits import check_order_count, check_order_texts
 from cds_service.hooks.validation import validate_hook_request
 from cds_service.observability.logs import set_log_context
 from cds_service.observability.metrics import count_decisions
@@ -141,6 +141,7 @@ def call_service(service_id: str) -> Response:
     state = runtime()
     # Before the schema check, which walks every entry: a flood is refused at the cost of a count.
     check_order_count(body, state.settings)
+    check_order_texts(body, state.settings)
     validate_hook_request(body, service.hook)
     result = evaluate(
         body,

@@ -102,3 +102,64 @@ def test_a_draft_order_limit_below_one_is_refused_at_start_up():
 
     with pytest.raises(ConfigError, match="CDS_MAX_DRAFT_ORDERS"):
         load_settings({**DEVELOPMENT, "CDS_MAX_DRAFT_ORDERS": "0"})
+
+
+# -- text per order field ------------------------------------------------------------------------
+
+FOUR_MB = 4 * 1024 * 1024
+ORDER_TEXT_FIELDS = [
+    ("code.text", lambda order, text: order["code"].update(text=text)),
+    ("code.coding[0].display", lambda order, text: order["code"]["coding"][0].update(display=text)),
+    ("reasonCode[0].text", lambda order, text: order["reasonCode"][0].update(text=text)),
+    (
+        "reasonCode[0].coding[0].display",
+        lambda order, text: order["reasonCode"][0]["coding"][0].update(display=text),
+    ),
+    (
+        "reasonReference[0].display",
+        lambda order, text: order.update(reasonReference=[{"display": text}]),
+    ),
+    ("note[1].text", lambda order, text: order.update(note=[{"text": "ok"}, {"text": text}])),
+]
+
+
+@pytest.mark.parametrize("path, put", ORDER_TEXT_FIELDS, ids=[p for p, _ in ORDER_TEXT_FIELDS])
+def test_a_4_mb_order_text_is_refused_with_a_small_answer_naming_field_and_limit(client, path, put):
+    request = sample_request()
+    put(request["context"]["draftOrders"]["entry"][0]["resource"], "MRI LWK " + "x" * FOUR_MB)
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 400
+    assert len(response.data) < 1024  # was a 20 MB answer repeating the text
+    issue = _issue(response)
+    assert issue["code"] == "too-long"
+    assert issue["expression"] == [f"context.draftOrders.entry[0].resource.{path}"]
+    assert "CDS_MAX_ORDER_TEXT_CHARS (10000)" in issue["diagnostics"]
+
+
+def test_an_order_text_at_the_limit_is_judged_and_cut_where_the_card_echoes_it(client):
+    request = sample_request()
+    order = request["context"]["draftOrders"]["entry"][0]["resource"]
+    text = ("MRI lumbale wervelkolom " + "zonder contrast " * 700)[:10_000]
+    order["code"]["text"] = text
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 200
+    (card,) = response.get_json()["cards"]
+    assert len(json.dumps(card, ensure_ascii=False).encode()) < 16 * 1024
+    assert "MRI lumbale wervelkolom zonder contrast zonder" in card["detail"]
+    assert "…" in card["detail"]
+    texts = [card["summary"], card["detail"], *(s["label"] for s in card["suggestions"])]
+    assert not any(text[:1000] in t for t in texts)  # the name is shown, not reproduced
+    # The rating's update carries the order unchanged: it replaces the draft in the EHR.
+    (action,) = response.get_json()["systemActions"]
+    assert action["resource"]["code"]["text"] == text
+
+
+def test_the_order_text_limit_is_a_setting(settings):
+    client = create_app(settings.with_overrides(max_order_text_chars=100)).test_client()
+    request = sample_request()
+    request["context"]["draftOrders"]["entry"][0]["resource"]["code"]["text"] = "x" * 101
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 400
+    assert "CDS_MAX_ORDER_TEXT_CHARS (100)" in _issue(response)["diagnostics"]
+    request["context"]["draftOrders"]["entry"][0]["resource"]["code"]["text"] = "x" * 100
+    assert client.post(SELECT, json=request).status_code == 200
