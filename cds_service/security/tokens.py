@@ -1,7 +1,8 @@
 """Verification of one CDS client JWT (CDS Hooks 2.0, Security; best practices, "JWT").
 
 Order of checks: shape and header (alg, typ, kid) -> issuer on the trusted list -> key by kid
-(from the issuer's JWKS, or a `jku` on its allow-list) -> signature -> claims. Nothing about the
+(from the issuer's JWKS — a `jku` naming its JWKS URL included — inline keys by kid whatever the
+`jku`, or a `jku` on its allow-list) -> signature -> claims. Nothing about the
 token is trusted before its signature is verified except the choice of issuer and key, and
 those only select among keys the configuration already trusts.
 """
@@ -98,9 +99,16 @@ def verify_token(
 
 def _key(issuer: TrustedIssuer, header: Mapping[str, Any], kid: str, jwks: JwksCache) -> Any:
     jku = header.get("jku")
-    if jku is not None:
+    if jku is not None and not isinstance(jku, str):
+        raise AuthFailure("jku-not-allowed", "jku is not a URL string")
+    if jku is not None and issuer.jwks is not None:
+        # Inline keys are looked up by kid whatever the jku says: nothing is fetched, so the
+        # token chooses no server (the CDS Hooks Sandbox always sends a jku).
+        key = keys_by_kid(issuer.jwks).get(kid)
+    elif jku is not None:
         # Only URLs configured for this issuer are fetched: a token never chooses a server.
-        if not isinstance(jku, str) or jku not in issuer.jku:
+        # Its own JWKS URL counts as configured (the Sandbox names it in every token's jku).
+        if jku not in issuer.jku and jku != issuer.jwks_url:
             raise AuthFailure("jku-not-allowed", "jku not on the issuer's allow-list")
         key = jwks.key(jku, kid)
     elif issuer.jwks is not None:

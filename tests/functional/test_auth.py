@@ -4,6 +4,8 @@ real loopback HTTP: every refusal is a bare 401, every acceptance a normal answe
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -460,3 +462,40 @@ def test_a_replayed_jti_and_a_missing_token_are_logged_by_their_codes(client, wo
 
     codes = [line.get("reason") for line in _refusals(client, world, send)]
     assert codes == ["replayed-jti", "no-bearer-token"]
+
+
+# -- the CDS Hooks Sandbox recipe (README "Trusting the CDS Hooks Sandbox") ------------------------
+
+
+def sandbox_token(world: World, path: str, *, key: Any, jku: str, iss: str = ISS, **extra) -> str:
+    """A token shaped like the Sandbox's: ES384, kid, jku, aud = the exact URL, 5 minutes."""
+    now = int(time.time())
+    body = {"iss": iss, "aud": BASE + path, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    return sign(key, "ES384", {**body, **extra}, jku=jku)
+
+
+def test_sandbox_token_whose_jku_is_the_issuers_jwks_url_is_accepted_once(client, world):
+    token = sandbox_token(world, SELECT, key=world.keys["ES384"], jku=world.stub.url("jwks.json"))
+    assert call(client, token).status_code == 200
+    assert world.fetches("jwks.json") == 1
+    lines = _refusals(client, world, lambda: assert_refused(call(client, token)))
+    assert [line.get("reason") for line in lines] == ["replayed-jti"]
+
+
+def test_sandbox_token_with_a_jku_is_checked_against_inline_keys_by_kid(client, world):
+    # the jku names a server the service never fetches: the inline key decides
+    jku = world.stub.url("evil.json")
+    token = sandbox_token(
+        world, SELECT, key=world.keys["inline"], jku=jku, iss=INLINE_ISS, tenant="hospital-a"
+    )
+    assert call(client, token).status_code == 200
+    assert world.fetches("evil.json") == 0
+    forged = sandbox_token(
+        world,
+        SELECT,
+        key=new_key("ES384", "inline-1"),
+        jku=jku,
+        iss=INLINE_ISS,
+        tenant="hospital-a",
+    )
+    assert_refused(call(client, forged))
