@@ -301,9 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cds-service` command."""
+    from cds_service.errors import ConfigError, RuleDataError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except (ConfigError, RuleDataError) as exc:
+        # a bad CDS_* variable or rule file: say which, without a traceback
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # the reader of our output went away (`cds-service textcheck | head`): not an error
         devnull = os.open(os.devnull, os.O_WRONLY)

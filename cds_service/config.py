@@ -162,6 +162,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[attribute] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
+    if "public_base_url" not in values and environ.get("CDS_PORT"):
+        # Card links and the expected `aud` follow the address the service binds
+        # (`CDS_PORT=8107 make run` must not write 8080 links); behind a proxy, set
+        # CDS_PUBLIC_BASE_URL to the address clients use.
+        host = environ.get("CDS_HOST") or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - compared, not bound
+        values["public_base_url"] = f"http://{host}:{environ['CDS_PORT']}"
     if "auth_enabled" not in values:
         # Authentication is on by default; only a development run without a trusted-issuers
         # file (make run) starts with it off, and the app says so loudly at start-up.

@@ -77,3 +77,10 @@ def test_invalid_request_exits_1_with_an_operation_outcome(capsys, tmp_path):
     code, _, err = _run(capsys, str(path))
     assert code == 1
     assert json.loads(err)["resourceType"] == "OperationOutcome"
+
+
+def test_a_bad_setting_exits_2_naming_it_without_a_traceback(capsys, monkeypatch):
+    monkeypatch.setenv("CDS_ENV", "staging")
+    assert main(["evaluate", str(ROOT / "examples" / "order-select-request.json")]) == 2
+    err = capsys.readouterr().err
+    assert "CDS_ENV" in err and "Traceback" not in err

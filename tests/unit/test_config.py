@@ -63,3 +63,11 @@ def test_bad_values_are_refused_naming_the_variable(environ, variable):
 def test_settings_are_immutable():
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_public_base_url_follows_the_bound_port_unless_given():
+    assert load_settings({"CDS_PORT": "8107"}).public_base_url == "http://127.0.0.1:8107"
+    bound = load_settings({"CDS_HOST": "0.0.0.0", "CDS_PORT": "9000"})  # noqa: S104
+    assert bound.public_base_url == "http://127.0.0.1:9000"
+    given = {"CDS_PORT": "8107", "CDS_PUBLIC_BASE_URL": "https://cds.example.org/"}
+    assert load_settings(given).public_base_url == "https://cds.example.org"
