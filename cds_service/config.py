@@ -16,6 +16,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("development", "test", "production")
 LANGUAGES = ("nl", "en")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# What one judged order adds to the answer besides its draft's echoes: card, trail (evidence
+# and text readings capped in cards/render.py and evaluation.py), rating extensions. Measured at
+# most 30 KiB (card 9 KiB, trail 21 KiB) for a record citing 3,000 resources in each criterion
+# (tests/functional/test_limits.py); 128 KiB leaves room for longer templates.
+RESPONSE_BYTES_PER_ORDER = 128 * 1024
+RESPONSE_BYTES_BASE = 64 * 1024
+
+
+def response_bound(settings: Settings) -> int:
+    """The largest answer the draft-order limits admit: each order's draft echoed three times
+    (rating update, its extension mirror, reasons copied into a suggestion) plus its card."""
+    return (
+        3 * settings.max_draft_orders_bytes
+        + settings.max_draft_orders * RESPONSE_BYTES_PER_ORDER
+        + RESPONSE_BYTES_BASE
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,12 @@ class Settings:
     # Characters per order text the service reads (code.text, displays, reasons, notes): a long
     # referral note fits; a longer field is an error or an attack, and is refused (README).
     max_order_text_chars: int = 10_000
+    # Serialized size of context.draftOrders: the rating's update carries each order back
+    # whole (twice, with the extension mirror), so this bounds what the orders add to the answer.
+    max_draft_orders_bytes: int = 1024 * 1024
+    # The answer's size: above what the limits above admit (RESPONSE_BYTES_PER_ORDER), so no
+    # admitted request reaches it; a safety net, checked at start-up against the others.
+    max_response_bytes: int = 10 * 1024 * 1024
 
     @property
     def is_development(self) -> bool:
@@ -147,6 +169,8 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_JWT_LEEWAY_SECONDS": ("jwt_leeway_seconds", int),
     "CDS_MAX_DRAFT_ORDERS": ("max_draft_orders", int),
     "CDS_MAX_ORDER_TEXT_CHARS": ("max_order_text_chars", int),
+    "CDS_MAX_DRAFT_ORDERS_BYTES": ("max_draft_orders_bytes", int),
+    "CDS_MAX_RESPONSE_BYTES": ("max_response_bytes", int),
 }
 
 
@@ -239,6 +263,14 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("CDS_MAX_DRAFT_ORDERS must be at least 1")
     if settings.max_order_text_chars < 200:
         raise ConfigError("CDS_MAX_ORDER_TEXT_CHARS must be at least 200")
+    if settings.max_draft_orders_bytes < 1024:
+        raise ConfigError("CDS_MAX_DRAFT_ORDERS_BYTES must be at least 1024")
+    if settings.max_response_bytes < response_bound(settings):
+        raise ConfigError(
+            f"CDS_MAX_RESPONSE_BYTES must be at least {response_bound(settings)}: 3 x "
+            "CDS_MAX_DRAFT_ORDERS_BYTES + CDS_MAX_DRAFT_ORDERS x 128 KiB + 64 KiB, what an "
+            "admitted request can give"
+        )
     for directory, name in (
         (settings.mappings_dir, "CDS_MAPPINGS_DIR"),
         (settings.cards_dir, "CDS_CARDS_DIR"),
