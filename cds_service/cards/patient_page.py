@@ -19,6 +19,7 @@ from cds_service.cards.render import (
     VARIANTS,
     Catalogue,
     apply_variant,
+    decade_of,
     patient_variables,
 )
 from cds_service.errors import InvalidRequest
@@ -56,6 +57,31 @@ def _blocks(text: str) -> list[dict[str, Any]]:
     return blocks
 
 
+# The icon array: 100 people in rows of ten, drawn inline (nothing is loaded from elsewhere).
+ICONS_PER_ROW = 10
+ICON_SIZE = 22  # px per person, in the SVG's own units
+
+
+def icon_array(catalogue: Catalogue, language: str, age: int | None) -> dict[str, Any] | None:
+    """The age figure as 100 figures: its count, its text alternative and each figure's place."""
+    shares = catalogue.age_figures.get("discs")
+    if age is None or age < 0 or not shares:
+        return None
+    decade = decade_of(age)
+    count = shares[decade]
+    group = catalogue.common["age_group"][language].render(age=age, decade=decade).strip()
+    label = catalogue.patient_page["icon_array"][language].render(discs=count, age_group=group)
+    people = [
+        {
+            "x": (i % ICONS_PER_ROW) * ICON_SIZE,
+            "y": (i // ICONS_PER_ROW) * ICON_SIZE,
+            "on": i < count,
+        }
+        for i in range(100)
+    ]
+    return {"count": count, "label": label.strip(), "people": people, "size": ICON_SIZE}
+
+
 def render_patient_page(
     catalogue: Catalogue,
     language: str,
@@ -82,6 +108,9 @@ def render_patient_page(
         site=text(page["page_title"]),
         title=text(content["title"]),
         sections=sections,
+        icons=icon_array(catalogue, language, age),
+        more_info=text(page["more_info"]),
+        more_info_url=page["more_info_url"][language].render().strip(),
         footer=text(page["footer"]),
     )
 

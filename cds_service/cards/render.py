@@ -209,6 +209,9 @@ def _load_patient_page(path: Path) -> dict[str, Any]:
     page: dict[str, Any] = {
         "page_title": _compile(data.get("page_title"), f"{path}: page_title"),
         "footer": _compile(data.get("footer"), f"{path}: footer"),
+        "icon_array": _compile(data.get("icon_array"), f"{path}: icon_array"),
+        "more_info": _compile(data.get("more_info"), f"{path}: more_info"),
+        "more_info_url": _compile(data.get("more_info_url"), f"{path}: more_info_url"),
         "topics": {},
     }
     for topic, content in (data.get("topics") or {}).items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -29,10 +30,15 @@ def test_patient_page_for_both_languages(client, lang, figures):
     for figure in figures:
         assert figure in html
     assert avoid_hits(html_text(html), lang) == []
-    # self-contained and printable: no external resources, a print stylesheet
+    # self-contained and printable: no external resources, a print stylesheet; the one
+    # address on the page is a plain link to the national patient information
     assert "@media print" in html
+    site = "https://www.thuisarts.nl/" if lang == "nl" else "https://www.nhs.uk/"
+    links = re.findall(r'<a href="([^"]+)">', html)
+    assert len(links) == 1 and links[0].startswith(site)
+    loaded = html.replace(f'<a href="{links[0]}">', "")
     for marker in ("<link", "<script", "src=", "http://", "https://", "url("):
-        assert marker not in html, marker
+        assert marker not in loaded, marker
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
@@ -44,6 +50,23 @@ def test_age_figure_matches_wording_table_over_http(client):
         share = table["disc degeneration"][expected_decade(age)]
         html = client.get(f"/patient-info?lang=en&age={age}").get_data(as_text=True)
         assert f"ageing discs in {share} of them" in html
+
+
+@pytest.mark.parametrize(("lang", "age"), [("nl", 46), ("en", 72), ("nl", 19), ("en", 95)])
+def test_icon_array_draws_the_age_figure_with_the_same_words(client, lang, age):
+    share = wording_table()["disc degeneration"][expected_decade(age)]
+    html = client.get(f"/patient-info?lang={lang}&age={age}").get_data(as_text=True)
+    assert html.count('class="person on"') == share
+    assert html.count('class="person"') == 100 - share
+    title = re.search(r'<title id="icons-label">(.*?)</title>', html).group(1)
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", html).group(1)
+    assert title == caption and title.startswith(f"{share} ")
+    assert 'role="img" aria-labelledby="icons-label"' in html
+
+
+def test_no_icon_array_without_an_age(client):
+    html = client.get("/patient-info?lang=en").get_data(as_text=True)
+    assert "<svg" not in html and "<figure>" not in html
 
 
 def test_defaults_and_flemish_and_scan_topic(client):
