@@ -87,6 +87,16 @@ def _require_usable(prefetch: Prefetch) -> None:
 
 # The trail shows how free text was read, at most this many readings per order.
 MAX_TEXT_FINDINGS = 50
+# References listed per criterion in the trail (the rest counted in evidenceOmitted) and
+# characters per reading's words and cue: with CDS_MAX_DRAFT_ORDERS they bound the response
+# whatever the size of the record (README "Limits").
+MAX_TRAIL_EVIDENCE = 20
+MAX_WORDS_CHARS = 200
+
+
+def _capped(text: str) -> str:
+    """The text as read, or its first MAX_WORDS_CHARS characters and an ellipsis."""
+    return text if len(text) <= MAX_WORDS_CHARS else text[: MAX_WORDS_CHARS - 1] + "…"
 
 
 def _text_findings(item: OrderEvaluation, facts: PatientFacts) -> list[dict[str, Any]]:
@@ -102,8 +112,8 @@ def _text_findings(item: OrderEvaluation, facts: PatientFacts) -> list[dict[str,
             "resource": t.reference,
             "concept": t.concept,
             "context": t.context,
-            "words": t.words,
-            "cue": t.cue,
+            "words": _capped(t.words),
+            "cue": _capped(t.cue) if t.cue else None,
         }
         for t in readings[:MAX_TEXT_FINDINGS]
     ]
@@ -117,7 +127,9 @@ def _checked(criterion: CriterionResult) -> dict[str, Any]:
         "reason": criterion.reason,
     }
     if criterion.evidence:
-        entry["evidence"] = list(criterion.evidence)
+        entry["evidence"] = list(criterion.evidence[:MAX_TRAIL_EVIDENCE])
+        if len(criterion.evidence) > MAX_TRAIL_EVIDENCE:
+            entry["evidenceOmitted"] = len(criterion.evidence) - MAX_TRAIL_EVIDENCE
     return entry
 
 

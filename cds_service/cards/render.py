@@ -39,6 +39,9 @@ SUMMARY_LIMIT = 139
 # A card names the order, it does not reproduce it: the EHR's order text (up to
 # CDS_MAX_ORDER_TEXT_CHARS) is cut to this many characters in card texts, with an ellipsis.
 ORDER_NAME_CHARS = 200
+# References listed per criterion: a record can cite thousands (every back-pain consult); the
+# card shows the first ones and how many more, the decisions extension lists more.
+CARD_EVIDENCE_REFS = 10
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 PATIENT_PAGE_PATH = "/patient-info"
 SNOMED = "http://snomed.info/sct"
@@ -421,9 +424,17 @@ def markdown_reference(reference: str) -> str:
     return markdown_text(reference)
 
 
+def _ref_list(refs: Iterable[str]) -> str:
+    """The first CARD_EVIDENCE_REFS references, comma-separated, then "+N" for the rest."""
+    refs = list(refs)
+    shown = ", ".join(markdown_reference(ref) for ref in refs[:CARD_EVIDENCE_REFS])
+    more = len(refs) - CARD_EVIDENCE_REFS
+    return f"{shown}, +{more}" if more > 0 else shown
+
+
 def _refs(refs: Iterable[str]) -> str:
-    refs = [markdown_reference(ref) for ref in refs]
-    return f" ({', '.join(refs)})" if refs else ""
+    listed = _ref_list(refs)
+    return f" ({listed})" if listed else ""
 
 
 def _checks(decision: Decision, catalogue: Catalogue, language: str, facts: Any) -> str:
@@ -451,7 +462,7 @@ def _evidence(decision: Decision, catalogue: Catalogue, language: str) -> str:
     lines = []
     for criterion in decision.decisive:
         reason = catalogue.reason_label(criterion.reason, criterion.id, language)
-        refs = ", ".join(markdown_reference(ref) for ref in criterion.evidence)
+        refs = _ref_list(criterion.evidence)
         refs = refs or catalogue.common["no_evidence"][language].render()
         lines.append(f"- {reason}: {refs}")
     return "\n".join(lines) or "-"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,3 +90,52 @@ def check_order_texts(body: Mapping[str, Any], settings: Settings) -> None:
                     f"({limit}) per order text",
                     expression=where,
                 )
+
+
+class DraftOrdersTooLarge(InvalidRequest):
+    """context.draftOrders serialized is over CDS_MAX_DRAFT_ORDERS_BYTES."""
+
+    status = 413
+    issue_code = "too-costly"
+
+
+class ResponseTooLarge(InvalidRequest):
+    """The answer would be over CDS_MAX_RESPONSE_BYTES (no admitted request should get here)."""
+
+    status = 413
+    issue_code = "too-costly"
+
+
+def compact_json(value: Any) -> bytes:
+    """The value as the service sends JSON: compact, UTF-8."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def check_draft_orders_size(body: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse draft orders too large to echo: the rating update carries each one whole."""
+    context = body.get("context")
+    draft_orders = context.get("draftOrders") if isinstance(context, Mapping) else None
+    if draft_orders is None:
+        return
+    size = len(compact_json(draft_orders))
+    limit = settings.max_draft_orders_bytes
+    if size > limit:
+        raise DraftOrdersTooLarge(
+            f"context.draftOrders: {size} bytes, more than CDS_MAX_DRAFT_ORDERS_BYTES ({limit})",
+            expression="context.draftOrders",
+        )
+
+
+def bounded_response(response: Mapping[str, Any], settings: Settings) -> bytes:
+    """The answer as JSON bytes, or ResponseTooLarge when it is over CDS_MAX_RESPONSE_BYTES."""
+    payload = compact_json(response)
+    limit = settings.max_response_bytes
+    if len(payload) > limit:
+        raise ResponseTooLarge(
+            f"the answer to these draft orders would be {len(payload)} bytes, more than "
+            f"CDS_MAX_RESPONSE_BYTES ({limit})",
+            expression="context.draftOrders",
+        )
+    return payload

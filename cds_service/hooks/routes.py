@@ -15,7 +15,12 @@ from cds_service.audit.service import current_audit
 from cds_service.errors import InvalidRequest, UnknownService, WrongHook
 from cds_service.evaluation import evaluate
 from cds_service.hooks.discovery import SERVICES, ServiceDefinition, discovery_document
-from cds_service.hooks.limits import check_order_count, check_order_texts
+from cds_service.hooks.limits import (
+    bounded_response,
+    check_draft_orders_size,
+    check_order_count,
+    check_order_texts,
+)
 from cds_service.hooks.validation import validate_hook_request
 from cds_service.observability.logs import set_log_context
 from cds_service.observability.metrics import count_decisions
@@ -141,7 +146,8 @@ def call_service(service_id: str) -> Response:
     state = runtime()
     # Before the schema check, which walks every entry: a flood is refused at the cost of a count.
     check_order_count(body, state.settings)
-    check_order_texts(body, state.settings)
+    check_order_texts(body, state.settings)  # first: it names the field at fault
+    check_draft_orders_size(body, state.settings)
     validate_hook_request(body, service.hook)
     result = evaluate(
         body,
@@ -160,6 +166,8 @@ def call_service(service_id: str) -> Response:
             "decisions": [o.decision.outcome.value for o in result.orders],
         },
     )
+    # Refused before counting or auditing: an answer not sent is no decision made.
+    payload = bounded_response(result.response, state.settings)
     count_decisions(
         service.hook, [(o.decision.outcome, o.decision.order.modality) for o in result.orders]
     )
@@ -172,4 +180,4 @@ def call_service(service_id: str) -> Response:
         tenant=getattr(g, "cds_tenant", None),
         tenant_listed=getattr(g, "cds_tenant_listed", False),
     )
-    return json_response(result.response)
+    return Response(payload, status=200, mimetype="application/json")

@@ -163,3 +163,98 @@ def test_the_order_text_limit_is_a_setting(settings):
     assert "CDS_MAX_ORDER_TEXT_CHARS (100)" in _issue(response)["diagnostics"]
     request["context"]["draftOrders"]["entry"][0]["resource"]["code"]["text"] = "x" * 100
     assert client.post(SELECT, json=request).status_code == 200
+
+
+# -- total response size -------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def test_draft_orders_over_their_byte_limit_are_413_naming_it(client):
+    request = sample_request()
+    order = request["context"]["draftOrders"]["entry"][0]["resource"]
+    # Not a text the service reads, but the rating's update would carry it back twice.
+    order["extension"] = [{"url": "https://ehr.example/x", "valueString": "x" * (2 * MIB)}]
+    response = client.post(SELECT, json=request)
+    assert response.status_code == 413
+    assert len(response.data) < 1024
+    issue = _issue(response)
+    assert issue["code"] == "too-costly"
+    assert issue["expression"] == ["context.draftOrders"]
+    assert "CDS_MAX_DRAFT_ORDERS_BYTES (1048576)" in issue["diagnostics"]
+
+
+def _largest_admitted_request(settings: Settings, *, cited: int = 3000) -> dict[str, Any]:
+    """As many draft orders as admitted, each as large as its share of the byte limit allows,
+    for a record whose every finding cites `cited` resources (none: the sample's record)."""
+    request = sample_request()
+    conditions = request["prefetch"]["conditions"]["entry"]
+    template = conditions[0]["resource"]
+    note = (
+        "rugpijn met koorts 39 en nachtzweten, gewichtsverlies 8 kg, krachtsverlies been li, "
+        "in VG kanker, osteoporose, prednison, val van trap, verdenking cauda equina "
+    )
+    for index in range(cited):
+        condition = copy.deepcopy(template)
+        condition["id"] = f"c-{index:05d}-" + "x" * 56  # the longest FHIR id: 64 characters
+        condition["note"] = [{"text": note}]
+        conditions.append({"resource": condition})
+    limit = settings.max_order_text_chars
+    share = settings.max_draft_orders_bytes // settings.max_draft_orders
+    orders = _orders(settings.max_draft_orders)
+    for order in orders:
+        order["code"]["text"] = ("MRI lumbale wervelkolom " + "zonder contrast " * limit)[:limit]
+        reason = order["reasonCode"][0]
+        reason["text"] = "lage rugpijn "
+        # The reason (copied into the replacement suggestion) fills the order's byte share.
+        size = len(json.dumps(order, separators=(",", ":")).encode())
+        reason["text"] += "r" * min(limit - len(reason["text"]), share - size - 32)
+    request = with_orders(request, orders, hook="order-sign")
+    drafts = json.dumps(request["context"]["draftOrders"], separators=(",", ":")).encode()
+    assert settings.max_draft_orders_bytes * 0.95 < len(drafts) <= settings.max_draft_orders_bytes
+    return request
+
+
+# Urgent with thousands of references in every criterion; not indicated, whose replacement
+# suggestion copies each order's reasons.
+@pytest.mark.parametrize("cited, decision", [(3000, "urgent"), (0, "not-indicated")])
+def test_the_largest_admitted_request_is_answered_within_the_response_bound(
+    settings, cited, decision
+):
+    request = _largest_admitted_request(settings, cited=cited)
+    body = json.dumps(request).encode()
+    assert len(body) < settings.max_request_bytes
+    client = create_app(settings).test_client()
+    response = client.post(SIGN, data=body, content_type="application/json")
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert len(answer["cards"]) == settings.max_draft_orders
+    assert len(response.data) <= settings.max_response_bytes
+    for card in answer["cards"]:
+        assert len(json.dumps(card, ensure_ascii=False).encode()) < 64 * 1024
+    (first, *_) = answer["extension"]["org.lumbar-imaging-cds.decisions"]
+    assert first["decision"] == decision
+    if cited:  # the trail still says how much evidence there was
+        assert any(c.get("evidenceOmitted", 0) > cited - 100 for c in first["checked"])
+
+
+def test_a_response_over_the_bound_is_413_naming_it_and_nothing_is_audited(audit_settings):
+    app = create_app(audit_settings.with_overrides(max_response_bytes=4096))
+    response = app.test_client().post(SELECT, json=sample_request())
+    assert response.status_code == 413
+    issue = _issue(response)
+    assert issue["expression"] == ["context.draftOrders"]
+    assert "CDS_MAX_RESPONSE_BYTES (4096)" in issue["diagnostics"]
+    assert not _audited_rows(audit_settings.database_url)
+
+
+def test_a_response_bound_below_what_the_other_limits_admit_is_refused_at_start_up():
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CDS_MAX_RESPONSE_BYTES"):
+        load_settings({**DEVELOPMENT, "CDS_MAX_RESPONSE_BYTES": str(4 * MIB)})
+    raised = load_settings(
+        {**DEVELOPMENT, "CDS_MAX_DRAFT_ORDERS": "10", "CDS_MAX_RESPONSE_BYTES": str(5 * MIB)}
+    )
+    assert raised.max_response_bytes == 5 * MIB
