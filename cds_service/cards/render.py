@@ -36,9 +36,6 @@ DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}
 DATA_CHECKS = frozenset({"neuro-exam-missing", "outcome-scores-missing", "no-episode-data"})
 SUMMARY_LIMIT = 139
-# A card names the order, it does not reproduce it: the EHR's order text (up to
-# CDS_MAX_ORDER_TEXT_CHARS) is cut to this many characters in card texts, with an ellipsis.
-ORDER_NAME_CHARS = 200
 # References listed per criterion: a record can cite thousands (every back-pain consult); the
 # card shows the first ones and how many more, the decisions extension lists more.
 CARD_EVIDENCE_REFS = 10
@@ -57,8 +54,6 @@ MRI_SUGGESTION_TEXTS = ("label", "delete", "create", "code_text")
 # Reasons of failed-conservative-care that explain a long episode without an indication.
 CARE_GAP_REASONS = ("no-active-care", "passive-care-only", "active-care-too-short", "improved")
 CARE_GAP_MIN_WEEKS = 12
-# Sample data for the start-up check that every summary fits.
-SAMPLE_ORDER = "MRI lumbale wervelkolom zonder contrast"
 
 _ENV = Environment(undefined=StrictUndefined, autoescape=False)  # noqa: S701 - Markdown, not HTML
 # The ASCII punctuation Markdown gives a meaning to (CommonMark allows a backslash before any
@@ -118,6 +113,8 @@ class Catalogue:
     advice: Mapping[str, Bilingual] = field(default_factory=dict)
     mri_suggestion: Mapping[str, Bilingual] = field(default_factory=dict)
     modalities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the service's own short name of each order in each language ("MRI LWK", "Lumbar MRI")
+    order_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     checklist: Mapping[str, Bilingual] = field(default_factory=dict)
     override_reasons: tuple[Mapping[str, Any], ...] = ()
     age_figures: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
@@ -291,6 +288,13 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
         k: _bilingual(v, f"{advice_path}: modalities.{k}")
         for k, v in (advice_data.get("modalities") or {}).items()
     }
+    order_labels = {
+        k: _bilingual(v, f"{advice_path}: order_labels.{k}")
+        for k, v in (advice_data.get("order_labels") or {}).items()
+    }
+    missing_labels = {m.value for m in Modality} - set(order_labels)
+    if missing_labels:
+        raise RuleDataError(f"{advice_path}: order_labels needs {sorted(missing_labels)}")
     mri_data = advice_data.get("mri_suggestion") or {}
     mri_suggestion = {
         key: _compile(mri_data.get(key), f"{advice_path}: mri_suggestion.{key}")
@@ -312,6 +316,7 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
         advice=advice,
         mri_suggestion=mri_suggestion,
         modalities=modalities,
+        order_labels=order_labels,
         checklist=checklist,
         override_reasons=_load_override_reasons(cards_dir / "override-reasons.yaml"),
         age_figures=figures,
@@ -326,7 +331,15 @@ def load_catalogue(cards_dir: Path) -> Catalogue:
 
 def _fit(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    if len(text) <= SUMMARY_LIMIT:
+        return text
+    # never cut mid-word (the start-up check keeps every template within the limit)
+    return text[: SUMMARY_LIMIT - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def order_label(catalogue: Catalogue, decision: Decision, language: str) -> str:
+    """The service's own short name of the judged order in `language` ("MRI LWK")."""
+    return catalogue.order_labels[decision.order.modality.value][language]
 
 
 def term_key(language: str, variant: str | None) -> str:
@@ -403,12 +416,6 @@ def patient_page_url(
     if age is not None and age >= 0:
         params["age"] = age
     return f"{base_url.rstrip('/')}{PATIENT_PAGE_PATH}?{urlencode(params)}"
-
-
-def shortened(text: str, limit: int = ORDER_NAME_CHARS) -> str:
-    """The text on one line, cut to `limit` characters with an ellipsis when longer."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def markdown_text(value: str) -> str:
@@ -676,7 +683,7 @@ def _mri_suggestions(
 
     def text(name: str) -> str:
         template = catalogue.mri_suggestion[name][language]
-        return localise(template.render(order=shortened(decision.order.code_display)).strip())
+        return localise(template.render(order=order_label(catalogue, decision, language)).strip())
 
     order = mri_order(
         context.draft, context.patient_id, text("code_text"), decision.outcome is Outcome.URGENT
@@ -728,7 +735,10 @@ def render_card(
         for code in decision.missing
         if code in catalogue.checklist
     )
-    order = shortened(decision.order.code_display)
+    # The card names the order by the service's own label in the card's language, never by the
+    # EHR's display (101 characters of CPT text would fill the summary; a Dutch card would start
+    # in English). The EHR's name stays on the order itself.
+    order = order_label(catalogue, decision, language)
     variables = {
         **terms,
         "order": order,
@@ -804,7 +814,10 @@ def check_catalogue(catalogue: Catalogue) -> None:
             raise RuleDataError(f"cards/{kind}.yaml: unknown patient_topic")
         for language in LANGUAGES:
             try:
-                summary = template.summary[language].render(order=SAMPLE_ORDER, reason=longest)
+                label = max(
+                    (labels[language] for labels in catalogue.order_labels.values()), key=len
+                )
+                summary = template.summary[language].render(order=label, reason=longest)
             except TemplateError as exc:
                 raise RuleDataError(f"cards/{kind}.yaml: summary.{language}: {exc}") from exc
             if len(" ".join(summary.split())) > SUMMARY_LIMIT:

@@ -66,9 +66,9 @@ def test_ehr_text_in_card_markdown_comes_out_as_literal_text(client):
     assert not any(t.type == "heading_open" and t.markup == "#" for t in tokens)
     rendered = MarkdownIt("commonmark").render(card["detail"])
     assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
-    # The clinician still reads what the EHR sent, as text.
-    assert "[x](javascript:alert(1))" in rendered
-    assert "&amp;lt;b&amp;gt;" in rendered
+    # The card names the order by the service's own label: the EHR's text is not repeated.
+    assert "javascript" not in card["detail"] + card["summary"]
+    assert card["summary"].startswith("Lumbar MRI")
 
 
 @pytest.mark.parametrize(
