@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from cds_service.rules.knowledge import Policy
@@ -906,22 +906,33 @@ def repeat_imaging(ctx: Context, results: Sequence[CriterionResult]) -> Criterio
     return CriterionResult(cid, MET, "prior-imaging", NOT_INDICATED, imaging)
 
 
-def no_episode_data(ctx: Context, onset_decisive: bool) -> CriterionResult:
-    """No back-pain episode at all, or one whose unknown onset is the only thing left to judge."""
+def no_episode_data(ctx: Context, onset_decisive: bool) -> list[CriterionResult]:
+    """No back-pain episode at all; or an episode whose unknown onset is left to be recorded.
+
+    An episode known only from the order's own reason (reasonCode "low back pain") is an
+    episode (issue 10): what is missing then is its onset, criterion `episode-onset-missing`,
+    not the episode. So is the onset of a recorded episode when it alone decides.
+    """
     episode = ctx.facts.episode_references
     if not ctx.has_episode:
-        return CriterionResult("no-episode-data", MET, "no-episode-data", INSUFFICIENT)
+        return [CriterionResult("no-episode-data", MET, "no-episode-data", INSUFFICIENT)]
+    recorded = CriterionResult(
+        "no-episode-data", NOT_MET, "episode-recorded", INSUFFICIENT, episode
+    )
     if not episode and ctx.facts.episode_onset is None:
         # the episode comes from the order's own reason: its onset is not known
-        episode = (ctx.order.reason_reference,)
-        return CriterionResult(
-            "no-episode-data", MET, "episode-onset-unknown", INSUFFICIENT, episode
+        from_order = (ctx.order.reason_reference,)
+        recorded = replace(recorded, evidence=from_order)
+        onset = CriterionResult(
+            "episode-onset-missing", MET, "episode-onset-unknown", INSUFFICIENT, from_order
         )
+        return [recorded, onset]
     if onset_decisive:
-        return CriterionResult(
-            "no-episode-data", MET, "episode-onset-unknown", INSUFFICIENT, episode
+        onset = CriterionResult(
+            "episode-onset-missing", MET, "episode-onset-unknown", INSUFFICIENT, episode
         )
-    return CriterionResult("no-episode-data", NOT_MET, "episode-recorded", INSUFFICIENT, episode)
+        return [recorded, onset]
+    return [recorded]
 
 
 # --- modality advice ----------------------------------------------------------------------------
@@ -990,7 +1001,7 @@ IMPLEMENTS: dict[str, tuple[str, ...]] = {
     "surgical_planning": ("surgical-planning",),
     "failed_conservative_care": ("failed-conservative-care", "outcome-scores-required"),
     "repeat_imaging": ("repeat-imaging",),
-    "no_episode_data": ("no-episode",),
+    "no_episode_data": ("no-episode", "episode-onset"),
     "modality_advice": ("xray-prefer-mri", "ct-radiation", "pregnancy-radiation"),
     "decide": ("adults-only",),  # rules/decide.py: the population check comes first
 }

@@ -56,7 +56,7 @@ def decide(facts: PatientFacts, order: LumbarOrder, policy: Policy) -> Decision:
     onset_decisive = any(
         r.status is Status.UNKNOWN and r.reason in criteria.ONSET_UNKNOWN_REASONS for r in results
     )
-    results.append(criteria.no_episode_data(ctx, onset_decisive))
+    results += criteria.no_episode_data(ctx, onset_decisive)
 
     outcome = _outcome(results, repeat)
     decisive = [r for r in results if r.status is Status.MET and r.outcome is outcome]

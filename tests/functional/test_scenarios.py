@@ -48,6 +48,7 @@ TRAUMA, NEURO, RED_FLAG = "trauma", "neuro-deficit", "red-flag"
 SURGICAL, CARE, REPEAT = "surgical-planning", "failed-conservative-care", "repeat-imaging"
 EXAM_MISSING, SCORES_MISSING = "neuro-exam-missing", "outcome-scores-missing"
 NO_EPISODE = "no-episode-data"
+ONSET_MISSING = "episode-onset-missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,7 @@ CASES = [
     case("mri-cauda-equina-age-17-not-judged", OUT_OF_POPULATION, ["population"], NO_RATING, INFO),
     case("mri-lbp-age-18-judged", NOT_INDICATED, [], NOT_APPROPRIATE, WARNING),
     # --- the order's own reason (order_reason.json)
-    case("mri-order-reason-code-is-the-only-episode", INSUFFICIENT, [NO_EPISODE], NO_RATING, INFO),
+    case("mri-order-reason-code-is-the-only-episode", INSUFFICIENT, [ONSET_MISSING], NO_RATING, INFO),  # noqa: E501
     case("mri-order-note-specialist-request", INDICATED, [SURGICAL], APPROPRIATE, INFO),
     case("mri-order-reason-suspected-cauda-equina", URGENT, [RED_FLAG], APPROPRIATE, CRITICAL),
     case("xray-order-reason-coded-fracture-without-trauma", INSUFFICIENT, [TRAUMA], NO_RATING, INFO),  # noqa: E501
@@ -489,6 +490,11 @@ def test_order_reason_as_the_only_episode_asks_for_its_onset(client: Any) -> Non
     entry = next(iter(decision_entries(body).values()))
     met = {c["reason"] for c in entry["checked"] if c["status"] == "met"}
     assert "episode-onset-unknown" in met and "no-episode-data" not in met
+    # the episode is recorded (from the order); what is missing is its onset
+    assert "no-episode-data" not in entry["criteria"]
+    assert entry["criteria"] == ["episode-onset-missing"]
+    checked = {c["id"]: c for c in entry["checked"]}
+    assert checked["no-episode-data"]["status"] == "not-met"
     assert entry["missing"] == ["episode-onset"]
 
 
