@@ -56,6 +56,10 @@ def settings(tmp_path: Path) -> Settings:
         public_base_url="http://cds.test",
         database_url=f"sqlite:///{tmp_path / 'audit.db'}",
         auth_enabled=False,  # tests/functional/test_auth.py tests authentication
+        # These tests read the audit rows a call wrote: on a loaded 2-core machine a first call
+        # (schema upgrade included) may take longer than the 0.3 s a call waits in production,
+        # and its rows would be spooled. test_bounded_waits.py tests that bound.
+        database_wait_seconds=5.0,
     )
 
 

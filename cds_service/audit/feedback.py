@@ -21,6 +21,7 @@ from flask import Blueprint, Response
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from cds_service.audit.bounded import DatabaseStalled
 from cds_service.audit.models import ACCEPTED, CANCELLED, OVERRIDDEN, REPLACED
 from cds_service.audit.pseudonyms import Pseudonymiser, safe_token
 from cds_service.audit.recording import CANCEL, REPLACE
@@ -33,6 +34,9 @@ from cds_service.runtime import runtime
 bp = Blueprint("cds_feedback", __name__, url_prefix="/cds-services")
 log = logging.getLogger(__name__)
 MAX_ISSUES = 20
+# Feedback is no clinician's wait, but a database that never answers must not hold a worker
+# until gunicorn kills it (an HTML 500): past this the client gets 503 and resends.
+FEEDBACK_WAIT_S = 5.0
 UNRECOGNISED_CODE = "unrecognised-code"
 
 
@@ -180,16 +184,23 @@ def feedback_rows(service_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
+def _store(service_id: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    rows = feedback_rows(service_id, body)
+    return rows, current_audit().ready_store().record_feedback(rows)
+
+
 @bp.post("/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
     """POST /cds-services/{id}/feedback: store a batch of feedback items."""
     service = find_service(service_id)
     body = parse_json_body()
     _validate(body)
+    audit = current_audit()
     try:
-        rows = feedback_rows(service.id, body)
-        stored, duplicates = current_audit().ready_store().record_feedback(rows)
-    except SQLAlchemyError as exc:
+        rows, (stored, duplicates) = audit.gate.run(
+            lambda: _store(service.id, body), FEEDBACK_WAIT_S
+        )
+    except (SQLAlchemyError, DatabaseStalled) as exc:
         log.error("feedback not stored: audit store error", extra={"error": type(exc).__name__})
         raise StoreUnavailable("the audit store is unavailable; resend the batch later") from exc
     return json_response(

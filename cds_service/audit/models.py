@@ -58,6 +58,8 @@ evaluation = Table(
     Column("override_system", String(128)),
     Column("override_code", String(64)),
     Column("responded_at", DateTime(timezone=True)),
+    # One row per order of one hook call, however often the call is retried (migration 0004).
+    Index("uq_audit_evaluation_call_order", "hook_instance", "hook", "order_ref", unique=True),
     # The report's indexes (migration 0002): covering, so its scans read indexes, not rows.
     Index("ix_audit_evaluation_ts", "ts"),
     Index("ix_audit_evaluation_patient_signed", "patient", "ts", "hook", "response"),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
+import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -26,18 +42,52 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 7_245_310_011
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for CDS_DATABASE_URL; SQLite files get WAL, a busy timeout and foreign keys."""
+# A peer that stops acknowledging what it is sent (a network black hole) is dropped by the
+# kernel after this long, and an idle pooled connection is probed, so that a worker never stays
+# blocked on a dead connection. Fixed: they bound a worker thread, never a hook call.
+_TCP_USER_TIMEOUT_MS = 10_000
+_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3}
+_KEEPALIVE_COUNT = 3
+# The live DBAPI connections of each engine, so that a stalled one can be shut down from outside.
+_CONNECTIONS: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTimeouts:
+    """How long the database may take: connecting, one statement, waiting for a lock."""
+
+    # psycopg and libpq treat any connect_timeout under 2 s as 2 s.
+    connect_seconds: int = 2
+    statement_ms: int = 1000
+    lock_ms: int = 500
+    sqlite_busy_ms: int = 200
+
+
+def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
+    """An engine for CDS_DATABASE_URL with bounded waits; SQLite files get WAL and foreign keys.
+
+    PostgreSQL gets connect_timeout, statement_timeout and lock_timeout (options given in the
+    URL's own `options` win); SQLite gets a busy timeout.
+    """
+    timeouts = timeouts or DatabaseTimeouts()
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(
+            parsed, pool_pre_ping=True, future=True, connect_args=_postgres_args(parsed, timeouts)
+        )
+        _track_connections(engine)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, future=True)
     if parsed.database and parsed.database != ":memory:":
         # Best effort: if the directory cannot be made, connecting fails later and is logged.
         with contextlib.suppress(OSError):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, future=True, connect_args={"timeout": 10})
+    engine = create_engine(
+        parsed, future=True, connect_args={"timeout": timeouts.sqlite_busy_ms / 1000}
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(connection: Any, _: Any) -> None:
@@ -48,6 +98,49 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _postgres_args(parsed: Any, timeouts: DatabaseTimeouts) -> dict[str, Any]:
+    given = parsed.query.get("options") or ""
+    if not isinstance(given, str):  # the parameter repeated in the URL
+        given = " ".join(given)
+    options = (
+        f"-c statement_timeout={timeouts.statement_ms} -c lock_timeout={timeouts.lock_ms} {given}"
+    )
+    return {
+        "connect_timeout": timeouts.connect_seconds,
+        "options": options.strip(),
+        "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
+        "keepalives_count": _KEEPALIVE_COUNT,
+        **_KEEPALIVE,
+    }
+
+
+def _track_connections(engine: Engine) -> None:
+    live: weakref.WeakSet[Any] = weakref.WeakSet()
+    _CONNECTIONS[engine] = live
+
+    @event.listens_for(engine, "connect")
+    def _remember(connection: Any, _: Any) -> None:
+        live.add(connection)
+
+
+def abort_connections(engine: Engine) -> int:
+    """Shut down the sockets of the engine's PostgreSQL connections; how many were shut.
+
+    A thread blocked reading from one of them gets an error at once; the pool then replaces
+    the connection (pre-ping) on its next use.
+    """
+    shut = 0
+    for connection in list(_CONNECTIONS.get(engine, ())):
+        try:
+            duplicate = os.dup(connection.pgconn.socket)
+        except Exception:  # noqa: S112 - already closed: nothing to release
+            continue
+        with socket.socket(fileno=duplicate) as sock, contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+            shut += 1
+    return shut
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -65,15 +158,19 @@ class AuditStore:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str) -> AuditStore:
+    def from_url(cls, url: str, timeouts: DatabaseTimeouts | None = None) -> AuditStore:
         """A store for a database URL (sqlite:///…, postgresql://…)."""
-        return cls(make_engine(url))
+        return cls(make_engine(url, timeouts))
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (a no-op when it already is)."""
         config = alembic_config(self.engine)
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
+                # A migration may wait for another worker's and build indexes on a large table:
+                # the hook path's statement and lock timeouts are lifted for this transaction.
+                connection.execute(text("SET LOCAL statement_timeout = 0"))
+                connection.execute(text("SET LOCAL lock_timeout = 0"))
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -84,15 +181,24 @@ class AuditStore:
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision() == head
 
-    def record(self, rows: Sequence[EvaluationRow]) -> None:
-        """Store the rows of one hook call in one transaction."""
+    def record(self, rows: Sequence[EvaluationRow]) -> int:
+        """Store the rows of one hook call in one transaction; how many were written.
+
+        A row whose hook call and order are already stored (the call retried, or a spooled
+        copy replayed) replaces the stored one only when it is newer; the response recorded
+        from feedback stays.
+        """
         if not rows:
-            return
+            return 0
+        written = 0
         with self.engine.begin() as connection:
             for row in rows:
-                new_id = connection.execute(
-                    insert(evaluation).values(**row.values)
-                ).inserted_primary_key[0]
+                new_id = _upsert(connection, row.values)
+                if new_id is None:
+                    continue  # the stored row is as new or newer
+                written += 1
+                # A retry answers with new card and suggestion uuids: the EHR shows those.
+                connection.execute(delete(suggestion).where(suggestion.c.evaluation_id == new_id))
                 if row.suggestions:
                     connection.execute(
                         insert(suggestion),
@@ -101,6 +207,7 @@ class AuditStore:
                             for uuid, kind in row.suggestions
                         ],
                     )
+        return written
 
     def cards(self, service_id: str, card_uuids: Iterable[str]) -> dict[str, int]:
         """Evaluation id by card uuid, for the cards of this service that are known."""
@@ -166,3 +273,26 @@ class AuditStore:
                     )
                 )
         return len(new), len(items) - len(new)
+
+
+# The call and order a row belongs to (unique since migration 0004), and the columns a newer
+# copy of the row may change: everything but its key, its id and the feedback response.
+CALL_ORDER = ("hook_instance", "hook", "order_ref")
+_KEPT = {"id", "response", "override_system", "override_code", "responded_at", *CALL_ORDER}
+_REFRESHED = tuple(c.name for c in evaluation.columns if c.name not in _KEPT)
+
+
+def _upsert(connection: Connection, values: dict[str, Any]) -> int | None:
+    """Insert the row, or update the stored row of its call and order when this one is newer;
+    the row's id, or None when the stored row was kept."""
+    dialect = connection.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return connection.execute(insert(evaluation).values(**values)).inserted_primary_key[0]
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = make(evaluation).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(CALL_ORDER),
+        set_={name: statement.excluded[name] for name in _REFRESHED},
+        where=evaluation.c.ts < statement.excluded.ts,
+    ).returning(evaluation.c.id)
+    return connection.execute(statement).scalar_one_or_none()

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request latency, decisions by kind, FHIR fetch errors.
+"""Prometheus metrics: request latency, decisions by kind, FHIR fetch errors, audit loss.
 
 Single-process by default (each process exposes its own counts). Under gunicorn with several
 workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory writable by the workers before the
@@ -14,7 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import requests
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import multiprocess as _multiprocess
 from requests.adapters import HTTPAdapter
 
@@ -40,6 +47,21 @@ FHIR_FETCH_ERRORS = Counter(
     "(5xx, 429), auth (401, 403), redirect, rejected (other 4xx), other.",
     ["kind"],
 )
+AUDIT_ROWS_LOST = Counter(
+    "cds_audit_rows_lost",
+    "Audit rows of answered hook calls that were neither stored nor spooled, by reason: "
+    "spool-unwritable (database and spool both failed), spool-unreadable (a torn or corrupt "
+    "spool line found on replay), unrecordable (the rows could not be built).",
+    ["reason"],
+)
+AUDIT_LOSS_REASONS = ("spool-unwritable", "spool-unreadable", "unrecordable")
+# The spool is one file shared by all workers: the value last set by any live worker is the
+# file's, so multiprocess mode keeps the most recent one rather than a sum.
+AUDIT_ROWS_SPOOLED = Gauge(
+    "cds_audit_rows_spooled",
+    "Audit rows waiting in the spool for the database to take them.",
+    multiprocess_mode="livemostrecent",
+)
 FHIR_ERROR_KINDS = (
     "timeout",
     "connection",
@@ -56,6 +78,8 @@ for _hook in ("order-select", "order-sign"):
             DECISIONS.labels(_hook, _outcome.value, _modality.value)
 for _kind in FHIR_ERROR_KINDS:
     FHIR_FETCH_ERRORS.labels(_kind)
+for _reason in AUDIT_LOSS_REASONS:
+    AUDIT_ROWS_LOST.labels(_reason)
 
 
 def count_decisions(hook: str, decisions: Iterable[tuple[Any, Any]]) -> None:

@@ -3,8 +3,9 @@
 Rows live in the audit database (table jwt_replay, migration 0003), so every gunicorn worker and
 every host behind a load balancer shares them. A row is kept until its token could no longer be
 accepted anyway (exp + leeway); expired rows are deleted now and then by the workers themselves.
-When the database cannot be reached the cache falls back to this process's memory (and says so
-in the log): a replay to the same worker is still caught, and the hook keeps answering.
+When the database cannot be reached, or does not answer within the hook call's database wait,
+the cache falls back to this process's memory (and says so in the log): a replay to the same
+worker is still caught, and the hook keeps answering.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import BigInteger, Column, Engine, Index, String, Table, delete,
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.audit.models import metadata
+from cds_service.audit.service import database_call
 
 log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 255
@@ -59,12 +61,21 @@ class ReplayCache:
             if self._memory.get(key, -1) >= now:
                 return False
         try:
-            return self._record(iss, jti, expires_at, now)
+            # Within the hook call's database wait (CDS_DATABASE_WAIT_SECONDS): a database that
+            # does not answer in time costs the call that long at most, and memory decides.
+            return database_call(
+                lambda: self._record(iss, jti, expires_at, now),
+                fallback=lambda: self._stalled(key, expires_at, now),
+            )
         except SQLAlchemyError as exc:
             log.error(
                 "jti replay cache: database unavailable (%s); using memory", type(exc).__name__
             )
             return self._remember(key, expires_at, now)
+
+    def _stalled(self, key: tuple[str, str], expires_at: int, now: int) -> bool:
+        log.error("jti replay cache: database did not answer in time; using memory")
+        return self._remember(key, expires_at, now)
 
     def _record(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
         engine = self._engine()

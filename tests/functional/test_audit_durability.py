@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def _row(consult_id: str) -> EvaluationRow:
             "month": "2026-11",
             "service_id": "lumbar-imaging-order-select",
             "hook": "order-select",
-            "hook_instance": "h-1",
+            "hook_instance": f"h-{consult_id}",  # each row its own hook call
             "tenant": "default",
             "patient": "p" * 64,
             "clinician": "c" * 64,
@@ -148,6 +149,10 @@ def test_database_unreachable_mid_run_loses_no_row(tmp_path: Path, monkeypatch):
             proxy.restore()
             for _ in range(3):
                 statuses.append(client.post(SELECT, json=sample_request()).status_code)
+            # The replay runs in the background, started by the first call the database took.
+            deadline = time.monotonic() + 10
+            while Spool(tmp_path / "spool.jsonl").pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             app.extensions["cds_audit"].store.engine.dispose()
             proxy.cut()

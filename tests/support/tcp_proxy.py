@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that a test can cut and restore, to make a real server unreachable."""
+"""A loopback TCP proxy that a test can cut and restore, to make a real server unreachable, or
+black-hole (accept and never answer) and recover, to make it silent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to an upstream address until `cut()`; `restore()` reopens it."""
+    """Forwards 127.0.0.1:<port> to an upstream address until `cut()`; `restore()` reopens it.
+
+    `black_hole()` keeps accepting connections but forwards nothing any more, in either
+    direction, on open or new connections; `recover()` closes them and forwards again.
+    """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -16,6 +21,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._silent = False
 
     def start(self) -> TcpProxy:
         """Listen (on the same port again after a cut) and forward connections."""
@@ -44,12 +50,30 @@ class TcpProxy:
                 sock.close()
             self._sockets.clear()
 
+    def black_hole(self) -> None:
+        """Accept and read, but never forward or answer: the upstream goes silent."""
+        self._silent = True
+
+    def recover(self) -> None:
+        """Close the connections that went silent and forward new ones again."""
+        self._silent = False
+        with self._lock:
+            for sock in list(self._sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._silent:
+                with self._lock:
+                    self._sockets.add(client)  # held open, never answered
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
@@ -63,7 +87,8 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                target.sendall(data)
+                if not self._silent:
+                    target.sendall(data)
         except OSError:
             pass
         finally:

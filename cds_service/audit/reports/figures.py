@@ -256,6 +256,9 @@ def compute_report(
             # 28-day measure's sort should stay in memory. Both reset at the end of the read.
             connection.execute(text("SET LOCAL jit = off"))
             connection.execute(text("SET LOCAL work_mem = '64MB'"))
+            # The hook path's statement timeout (CDS_DATABASE_STATEMENT_TIMEOUT_MS) is for
+            # single-row writes; a report over a year of rows gets a bound of its own.
+            connection.execute(text("SET LOCAL statement_timeout = '120s'"))
         step("orders by month, modality, decision and response")
         query = _breakdown_query(period, scan)
         breakdown = [dict(r._mapping) for r in connection.execute(query)]

@@ -1,0 +1,183 @@
+"""Nothing lost silently: lost rows are counted, spooled rows are shown, /readyz says when rows
+cannot be kept, a torn spool line loses only itself, and a retried call is one row."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from cds_service.app import create_app
+from cds_service.audit.models import evaluation, feedback
+from cds_service.audit.recording import EvaluationRow
+from cds_service.audit.spool import Spool
+from cds_service.audit.store import AuditStore
+from cds_service.config import Settings
+from tests.conftest import ContractClient
+from tests.functional.test_audit import table_rows
+from tests.support.hook_requests import SELECT, sample_request
+
+FEEDBACK = f"{SELECT}/feedback"
+
+
+def metric(client: FlaskClient, name: str, **labels: str) -> float:
+    """One sample of /metrics (0 when absent)."""
+    text = client.get("/metrics").get_data(as_text=True)
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? ([0-9.e+-]+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def _down_app(tmp_path: Path, spool: Path) -> FlaskClient:
+    """An app whose database cannot be opened (a file where its directory should be)."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    app = create_app(
+        Settings(
+            env="test",
+            auth_enabled=False,
+            database_url=f"sqlite:///{blocker / 'audit.db'}",
+            audit_spool=spool,
+        )
+    )
+    app.test_client_class = ContractClient
+    return app.test_client()
+
+
+def _row(consult_id: str, hook_instance: str = "h-1", ts_offset: int = 0) -> EvaluationRow:
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    return EvaluationRow(
+        {
+            "recorded_at": now,
+            "ts": int(now.timestamp() * 1000) + ts_offset,
+            "month": "2026-11",
+            "service_id": "lumbar-imaging-order-select",
+            "hook": "order-select",
+            "hook_instance": hook_instance,
+            "tenant": "default",
+            "patient": "p" * 64,
+            "clinician": "c" * 64,
+            "encounter": None,
+            "order_ref": "o" * 64,
+            "order_system": None,
+            "order_code": None,
+            "modality": "mri",
+            "decision": "not-indicated",
+            "criteria_met": "",
+            "policy_version": "2026.11.1",
+            "card_uuid": consult_id,
+            "consult_id": consult_id,
+            "latency_ms": 3,
+        },
+        ((f"s-{consult_id}", "cancel"),),
+    )
+
+
+def test_rows_neither_stored_nor_spooled_are_counted_and_readyz_is_503(tmp_path: Path):
+    client = _down_app(tmp_path, Path("/dev/full"))  # every write: no space left on device
+    before = metric(client, "cds_audit_rows_lost_total", reason="spool-unwritable")
+    for _ in range(3):
+        assert client.post(SELECT, json=sample_request()).status_code == 200
+    after = metric(client, "cds_audit_rows_lost_total", reason="spool-unwritable")
+    assert after - before == 3
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    outcome = ready.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "transient"
+    assert "spool" in outcome["issue"][0]["diagnostics"]
+
+
+def test_readyz_stays_ready_while_the_spool_keeps_the_rows(tmp_path: Path):
+    client = _down_app(tmp_path, tmp_path / "spool.jsonl")
+    assert client.post(SELECT, json=sample_request()).status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_the_spooled_gauge_counts_rows_waiting_and_falls_to_zero_on_replay(tmp_path: Path):
+    client = _down_app(tmp_path, tmp_path / "spool.jsonl")
+    lost = metric(client, "cds_audit_rows_lost_total", reason="spool-unwritable")
+    for _ in range(4):
+        assert client.post(SELECT, json=sample_request()).status_code == 200
+    assert metric(client, "cds_audit_rows_spooled") == 4
+    assert metric(client, "cds_audit_rows_lost_total", reason="spool-unwritable") == lost
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'recovered.db'}")
+    store.upgrade()
+    assert Spool(tmp_path / "spool.jsonl").replay(store) == 4
+    store.engine.dispose()
+    assert metric(client, "cds_audit_rows_spooled") == 0
+
+
+def test_a_torn_spool_line_loses_only_itself(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = AuditStore.from_url(url)
+    store.upgrade()
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([_row("00000000-0000-4000-8000-000000000001", "h-1")])
+    with open(spool.path, "ab") as handle:
+        handle.write(b'5e1f0a2c {"values": {"consult_id": ')  # a crash mid-append
+    # The next row comes straight after the torn one, as it would after a restart.
+    spool.append([_row("00000000-0000-4000-8000-000000000002", "h-2")])
+    spool.append([_row("00000000-0000-4000-8000-000000000003", "h-3")])
+    lines = spool.path.read_bytes().splitlines()
+    assert len(lines) == 4  # the torn line ended, each row on a line of its own
+    # A row corrupted in place fails its checksum rather than going in wrong.
+    corrupted = lines[3].replace(b'"mri"', b'"ct"')
+    spool.path.write_bytes(b"\n".join([*lines[:3], corrupted]) + b"\n")
+    app = create_app(Settings(env="test", auth_enabled=False, database_url=url))
+    client = app.test_client()
+    lost = metric(client, "cds_audit_rows_lost_total", reason="spool-unreadable")
+    assert spool.replay(store) == 2
+    store.engine.dispose()
+    app.extensions["cds_audit"].store.engine.dispose()
+    kept = sorted(r["consult_id"] for r in table_rows(url, evaluation))
+    assert kept == [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+    ]
+    assert metric(client, "cds_audit_rows_lost_total", reason="spool-unreadable") == lost + 2
+
+
+def test_a_retried_hook_call_is_one_row_carrying_its_latest_card(audit_client, audit_url):
+    request = sample_request()
+    cards = []
+    for _ in range(3):
+        response = audit_client.post(SELECT, json=request, headers={"Accept-Language": "en"})
+        assert response.status_code == 200
+        cards.append(response.get_json()["cards"][0])
+    rows = table_rows(audit_url, evaluation)
+    assert len(rows) == 1
+    assert rows[0]["card_uuid"] == cards[-1]["uuid"]  # the card the EHR shows now
+    # Feedback on that card finds its row.
+    item = {
+        "card": cards[-1]["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": cards[-1]["overrideReasons"][1]},
+        "outcomeTimestamp": "2026-01-05T10:00:00Z",
+    }
+    answer = audit_client.post(FEEDBACK, json={"feedback": [item]})
+    assert answer.status_code == 200, answer.get_json()
+    assert len(table_rows(audit_url, feedback)) == 1
+    # Another call (a new hookInstance) is a row of its own.
+    assert audit_client.post(SELECT, json=sample_request()).status_code == 200
+    assert len(table_rows(audit_url, evaluation)) == 2
+
+
+def test_a_spooled_copy_of_a_stored_row_is_not_a_second_row(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = AuditStore.from_url(url)
+    store.upgrade()
+    assert store.record([_row("00000000-0000-4000-8000-00000000000a", "h-9", ts_offset=5)]) == 1
+    # The same call and order under another consult id (a retry), older: the stored row stays.
+    assert store.record([_row("00000000-0000-4000-8000-00000000000b", "h-9")]) == 0
+    # Newer: it replaces the stored row, which keeps its id.
+    assert store.record([_row("00000000-0000-4000-8000-00000000000c", "h-9", ts_offset=9)]) == 1
+    with store.engine.connect() as connection:
+        stored = connection.execute(select(evaluation.c.id, evaluation.c.consult_id)).all()
+    store.engine.dispose()
+    assert [row.consult_id for row in stored] == ["00000000-0000-4000-8000-00000000000c"]
