@@ -7,14 +7,15 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from cds_service.app import create_app
 from cds_service.audit.models import evaluation, feedback
 from cds_service.audit.recording import EvaluationRow
 from cds_service.audit.spool import Spool
-from cds_service.audit.store import AuditStore
+from cds_service.audit.store import AuditStore, alembic_config
 from cds_service.config import Settings
 from tests.conftest import ContractClient
 from tests.functional.test_audit import table_rows
@@ -181,3 +182,46 @@ def test_a_spooled_copy_of_a_stored_row_is_not_a_second_row(tmp_path: Path):
         stored = connection.execute(select(evaluation.c.id, evaluation.c.consult_id)).all()
     store.engine.dispose()
     assert [row.consult_id for row in stored] == ["00000000-0000-4000-8000-00000000000c"]
+
+
+def test_the_migration_merges_rows_a_retried_call_stored_twice(audit_url):
+    store = AuditStore.from_url(audit_url)
+    config = alembic_config(store.engine)
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")  # before one row per call and order
+    first, retry = (
+        _row("00000000-0000-4000-8000-0000000000d1", "h-d"),
+        _row("00000000-0000-4000-8000-0000000000d2", "h-d", ts_offset=1000),
+    )
+    answered = datetime(2026, 11, 21, 12, 5, tzinfo=UTC)
+    with store.engine.begin() as connection:
+        old_id = connection.execute(
+            insert(evaluation).values(
+                **first.values,
+                response="overridden",
+                override_code="patient-insists",
+                responded_at=answered,
+            )
+        ).inserted_primary_key[0]
+        new_id = connection.execute(insert(evaluation).values(**retry.values)).inserted_primary_key[
+            0
+        ]
+        connection.execute(
+            insert(feedback).values(
+                evaluation_id=old_id,
+                card_uuid=first.values["card_uuid"],
+                outcome="overridden",
+                response="overridden",
+                override_code="patient-insists",
+                outcome_at=answered,
+                received_at=answered,
+                digest="d" * 64,
+            )
+        )
+    store.upgrade()
+    store.engine.dispose()
+    rows = table_rows(audit_url, evaluation)
+    assert [(r["id"], r["consult_id"]) for r in rows] == [(new_id, retry.values["consult_id"])]
+    assert rows[0]["response"] == "overridden"  # the retried row took the earlier response
+    assert [f["evaluation_id"] for f in table_rows(audit_url, feedback)] == [new_id]
