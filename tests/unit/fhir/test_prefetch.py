@@ -435,8 +435,10 @@ class TestAgainstLoopbackServer:
     def test_dropped_connection_is_412(self, stub, session):
         stub.add("Patient/p1", drop=True)
         request = stub_request(stub, {k: v for k, v in full_prefetch().items() if k != "patient"})
+        # a budget a busy machine cannot exhaust: the drop, not the clock, must decide
+        roomy = STUB_SETTINGS.with_overrides(fhir_timeout_seconds=3.0)
         with pytest.raises(PrefetchUnavailable) as caught:
-            resolve_prefetch(request, TEMPLATES, STUB_SETTINGS, session=session)
+            resolve_prefetch(request, TEMPLATES, roomy, session=session)
         assert "could not be reached" in caught.value.issues[0].diagnostics
 
     def test_non_json_answer_is_412(self, stub, session):
