@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from flask import Flask
 from sqlalchemy import create_engine, func, select, text
@@ -27,6 +28,7 @@ from cds_service.config import Settings
 from tests.support.audit_db import postgres_schema
 from tests.support.hook_requests import SELECT, sample_request
 from tests.support.jwt_tokens import claims, jwks, new_key, sign
+from tests.support.live import entrypoint_server
 from tests.support.tcp_proxy import TcpProxy
 
 BASE = "http://cds.test"
@@ -240,3 +242,46 @@ def test_a_locked_sqlite_file_costs_a_call_its_budget_and_the_row_is_replayed(
     # One bounded wait per call, not a busy timeout per statement.
     assert max(locked_seconds) < settings.database_wait_seconds + 0.3, locked_seconds
     assert _count(url) == (len(caller.seconds), len(caller.seconds))
+
+
+@needs_postgres
+def test_under_gunicorn_a_silent_postgres_costs_a_call_its_budget(tmp_path: Path):
+    """The finding as it was seen: real HTTP, the shipped entrypoint, a black-holed database."""
+    with postgres_schema(POSTGRES or "") as direct_url:
+        parsed = make_url(direct_url)
+        proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432)).start()
+        proxied = parsed.set(host="127.0.0.1", port=proxy.port)
+        spool = Spool(tmp_path / "spool.jsonl")
+        env = {
+            "CDS_DATABASE_URL": proxied.render_as_string(hide_password=False),
+            "CDS_AUDIT_SPOOL": str(spool.path),
+        }
+        seconds, statuses = [], []
+
+        def call(base: str) -> None:
+            started = time.monotonic()
+            response = requests.post(base + SELECT, json=sample_request(), timeout=35)
+            seconds.append(time.monotonic() - started)
+            statuses.append((response.status_code, response.headers["Content-Type"]))
+
+        try:
+            with entrypoint_server(env, stderr_path=tmp_path / "stderr.log") as base:
+                call(base)  # schema made, a pooled connection open
+                spooled = spool.rows()
+                proxy.black_hole()
+                for _ in range(5):
+                    call(base)
+                silent_seconds = seconds[1:]
+                assert spool.rows() == spooled + 5
+                proxy.recover()
+                deadline = time.monotonic() + 20
+                while spool.pending() and time.monotonic() < deadline:
+                    call(base)
+                    time.sleep(0.3)
+                assert not spool.pending(), "the spool was not replayed after recovery"
+        finally:
+            proxy.cut()
+        print(f"black-holed PostgreSQL under gunicorn: call seconds {silent_seconds}")
+        assert set(statuses) == {(200, "application/json")}
+        assert max(silent_seconds) < BUDGET_S, silent_seconds
+        assert _count(direct_url) == (len(seconds), len(seconds))
