@@ -239,8 +239,9 @@ def test_a_locked_sqlite_file_costs_a_call_its_budget_and_the_row_is_replayed(
     print(f"SQLite locked by another process (auth={auth}): call seconds {locked_seconds}")
     assert locked == [200] * 4
     assert max(locked_seconds) < BUDGET_S, locked_seconds
-    # One bounded wait per call, not a busy timeout per statement.
-    assert max(locked_seconds) < settings.database_wait_seconds + 0.3, locked_seconds
+    # One bounded wait per call (0.3 s here), not a 10 s busy timeout per statement as before;
+    # the margin is for a loaded machine.
+    assert max(locked_seconds) < 1.0, locked_seconds
     assert _count(url) == (len(caller.seconds), len(caller.seconds))
 
 
