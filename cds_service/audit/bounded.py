@@ -46,20 +46,26 @@ class DatabaseGate:
         with self._lock:
             return bool(self._stalled)
 
-    def run(self, work: Callable[[], T], timeout: float, *, abort: bool = True) -> T:
+    def run(
+        self, work: Callable[[], T], timeout: float, *, abort: bool = True, patient: bool = False
+    ) -> T:
         """The result of `work`, or DatabaseStalled after `timeout` seconds (or at once).
 
         `abort=False` leaves the connections alone when the work overruns: for work that is
         slow by nature (a schema migration), which shutting them down would only undo.
+        `patient=True` waits even while earlier work is overrunning: for callers that may
+        wait their whole timeout (feedback), unlike a hook call.
         """
-        if timeout <= 0 or self.stalled:
+        if timeout <= 0 or (self.stalled and not patient):
             raise DatabaseStalled("the database wait of this call is spent")
         # A copy of the caller's context, so that the work sees the same Flask app.
         future = self._executor.submit(contextvars.copy_context().run, work)
         try:
             return future.result(timeout)
         except FutureTimeout:
-            self._stall(future, abort)
+            # Still queued behind stuck work: it never ran, so it need not run late either.
+            if not future.cancel():
+                self._stall(future, abort)
             raise DatabaseStalled(f"no answer from the database within {timeout:.2f} s") from None
 
     def run_in_background(self, work: Callable[[], object]) -> bool:

@@ -198,7 +198,7 @@ def receive_feedback(service_id: str) -> Response:
     audit = current_audit()
     try:
         rows, (stored, duplicates) = audit.gate.run(
-            lambda: _store(service.id, body), FEEDBACK_WAIT_S
+            lambda: _store(service.id, body), FEEDBACK_WAIT_S, patient=True
         )
     except (SQLAlchemyError, DatabaseStalled) as exc:
         log.error("feedback not stored: audit store error", extra={"error": type(exc).__name__})

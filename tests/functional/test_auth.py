@@ -88,6 +88,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             public_base_url=BASE,
             database_url=f"sqlite:///{tmp_path / 'audit.db'}",
             trusted_issuers_path=path,
+            database_wait_seconds=5.0,  # rows read back: see tests/conftest.py
         )
         yield World(stub, settings, keys)
 

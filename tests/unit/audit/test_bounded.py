@@ -72,3 +72,11 @@ def test_one_request_has_one_allowance_for_all_its_database_work():
         time.sleep(0.01)
     with app.test_request_context("/"):  # the next request has its own
         assert run_within_call(gate, lambda: "fresh", full=0.25) == "fresh"
+
+
+def test_a_patient_caller_waits_while_others_are_refused():
+    gate = DatabaseGate()
+    slow = threading.Event()
+    with pytest.raises(DatabaseStalled):
+        gate.run(lambda: slow.wait(0.3), timeout=0.05, abort=False)  # a slow migration
+    assert gate.run(lambda: "feedback stored", timeout=2.0, patient=True) == "feedback stored"
