@@ -71,3 +71,18 @@ def test_public_base_url_follows_the_bound_port_unless_given():
     assert bound.public_base_url == "http://127.0.0.1:9000"
     given = {"CDS_PORT": "8107", "CDS_PUBLIC_BASE_URL": "https://cds.example.org/"}
     assert load_settings(given).public_base_url == "https://cds.example.org"
+
+
+def test_readme_settings_table_lists_exactly_the_variables_the_service_reads():
+    """README and ENV_VARS are kept equal: a variable added to one only fails here."""
+    import re
+    from pathlib import Path
+
+    from cds_service.config import ENV_VARS
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(CDS_[A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    entrypoint = set(re.findall(r"CDS_[A-Z0-9_]+", (root / "docker" / "entrypoint.sh").read_text()))
+    assert rows - entrypoint == set(ENV_VARS) - entrypoint
+    assert entrypoint <= rows  # the entrypoint's own variables are documented too
