@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -34,8 +35,9 @@ def test_load_has_no_errors_and_an_audit_row_per_evaluated_order(tmp_path: Path)
         [str(Path(sys.executable).parent / "cds-service"), "db", "upgrade"],
         env={**os.environ, **env}, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    body = SAMPLE.read_bytes()
-    json.loads(body)  # the shipped sample is the load
+    sample = json.loads(SAMPLE.read_bytes())  # the shipped sample is the load
+    # every hook call has its own hookInstance (the audit keeps one row per instance and order)
+    prefix, _, suffix = json.dumps({**sample, "hookInstance": "@@"}).partition("@@")
     statuses: dict[int, int] = {}
     failures: list[str] = []
     lock = threading.Lock()
@@ -51,6 +53,7 @@ def test_load_has_no_errors_and_an_audit_row_per_evaluated_order(tmp_path: Path)
                     if next(issued, None) is None:
                         return
                 try:
+                    body = f"{prefix}{uuid.uuid4()}{suffix}".encode()
                     status = session.post(
                         f"{base}{SELECT}", data=body, timeout=30,
                         headers={"Content-Type": "application/json"},
