@@ -21,7 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,23 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def sequential(base: str, body: bytes | list[bytes], count: int) -> dict[str, float]:
-    """`count` calls one after another on one session (one body, or one body per call)."""
+def fresh_bodies(request: dict[str, Any]) -> Callable[[], bytes]:
+    """Bodies of `request`, each with its own hookInstance, as real hook calls have.
+
+    The audit keeps one row per hookInstance and order: one body sent again and again would
+    update one row instead of inserting a row per call, and measure the wrong thing.
+    """
+    prefix, _, suffix = json.dumps({**request, "hookInstance": "@@"}).partition("@@")
+    return lambda: f"{prefix}{uuid.uuid4()}{suffix}".encode()
+
+
+def sequential(base: str, body: Callable[[], bytes] | list[bytes], count: int) -> dict[str, float]:
+    """`count` calls one after another on one session (fresh bodies, or one body per call)."""
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
     samples = []
     errors = 0
-    bodies = body if isinstance(body, list) else [body] * count
+    bodies = body if isinstance(body, list) else [body() for _ in range(count)]
     for body in bodies[:count]:
         started = time.perf_counter()
         response = session.post(f"{base}{PATH}", data=body, headers=headers, timeout=30)
@@ -100,7 +111,9 @@ def sequential(base: str, body: bytes | list[bytes], count: int) -> dict[str, fl
     return {**_stats(samples), "errors": errors}
 
 
-def throughput(base: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+def throughput(
+    base: str, body: Callable[[], bytes], concurrency: int, seconds: float
+) -> dict[str, float]:
     """Closed-loop load: `concurrency` clients for `seconds`; req/s, p99 and errors."""
     stop = time.monotonic() + seconds
     lock = threading.Lock()
@@ -113,7 +126,7 @@ def throughput(base: str, body: bytes, concurrency: int, seconds: float) -> dict
         while time.monotonic() < stop:
             started = time.perf_counter()
             try:
-                ok = session.post(f"{base}{PATH}", data=body, headers=headers,
+                ok = session.post(f"{base}{PATH}", data=body(), headers=headers,
                                   timeout=30).status_code == 200  # fmt: skip
             except requests.RequestException:
                 ok = False
@@ -153,6 +166,7 @@ def with_observations(request: dict[str, Any], count: int, run: int = 0) -> byte
         resource["valueQuantity"]["value"] = 36.5 + (index % 10) / 10
         entries.append({"resource": resource})
     scaled["prefetch"]["observations"]["entry"] = entries
+    scaled["hookInstance"] = str(uuid.uuid4())  # a hook call of its own (one audit row each)
     return json.dumps(scaled).encode()
 
 
@@ -165,7 +179,7 @@ def main() -> int:
     args = parser.parse_args()
 
     request = json.loads(FIXTURE.read_text(encoding="utf-8"))
-    body = json.dumps(request).encode()
+    body = fresh_bodies(request)
     results: dict[str, Any] = {"fixture": str(FIXTURE.relative_to(ROOT)), "workers": 2}
     with tempfile.TemporaryDirectory() as scratch:
         env = {
