@@ -29,6 +29,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from tests.scenarios.loader import PREFETCH_KEYS as SCENARIO_PREFETCH_KEYS
+
 ICPC_NL = "http://hl7.org/fhir/sid/icpc-1-nl"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -1021,20 +1023,8 @@ def draft_order(case: dict[str, Any], patient_reference: str) -> dict[str, Any]:
     return resource
 
 
-# Prefetch key per resource type, as discovery names them
-PREFETCH_KEYS = {
-    "Patient": "patient",
-    "Condition": "conditions",
-    "Observation": "observations",
-    "Procedure": "procedures",
-    "MedicationStatement": "medicationStatements",
-    "MedicationRequest": "medicationRequests",
-    "ServiceRequest": "serviceRequests",
-    "ImagingStudy": "imagingStudies",
-    "DiagnosticReport": "diagnosticReports",
-    "EpisodeOfCare": "episodesOfCare",
-    "Encounter": "encounters",
-}
+# Prefetch key per resource type, as discovery names them (the scenario loader's, plus Patient)
+PREFETCH_KEYS = {"Patient": "patient", **SCENARIO_PREFETCH_KEYS}
 
 
 def record(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
