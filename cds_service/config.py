@@ -16,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("development", "test", "production")
 LANGUAGES = ("nl", "en")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# live: cards and rating actions are returned; shadow: a silent pilot, everything is judged,
+# rated and audited as live but the answer is {"cards": []} (README, Piloting silently).
+MODES = ("live", "shadow")
 # What one judged order adds to the answer besides its draft's echoes: card, trail (evidence
 # and text readings capped in cards/render.py and evaluation.py), rating extensions. Measured at
 # most 30 KiB (card 9 KiB, trail 21 KiB) for a record citing 3,000 resources in each criterion
@@ -94,6 +97,8 @@ class Settings:
     # The answer's size: above what the limits above admit (RESPONSE_BYTES_PER_ORDER), so no
     # admitted request reaches it; a safety net, checked at start-up against the others.
     max_response_bytes: int = 10 * 1024 * 1024
+    # Silent pilot (issue 16): "shadow" answers every hook call with no cards and no actions.
+    mode: str = "live"
 
     @property
     def is_development(self) -> bool:
@@ -171,6 +176,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_MAX_ORDER_TEXT_CHARS": ("max_order_text_chars", int),
     "CDS_MAX_DRAFT_ORDERS_BYTES": ("max_draft_orders_bytes", int),
     "CDS_MAX_RESPONSE_BYTES": ("max_response_bytes", int),
+    "CDS_MODE": ("mode", lambda v: v.strip().lower()),
 }
 
 
@@ -211,6 +217,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"CDS_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"CDS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if settings.mode not in MODES:
+        raise ConfigError(f"CDS_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}")
     if not 0 < settings.port < 65536:
         raise ConfigError("CDS_PORT must be between 1 and 65535")
     if settings.max_request_bytes < 1024:

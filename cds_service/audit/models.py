@@ -26,6 +26,17 @@ ACCEPTED = "accepted"  # accepted another suggestion (or none we recognise)
 OVERRIDDEN = "overridden"
 RESPONSES = (CANCELLED, REPLACED, ACCEPTED, OVERRIDDEN)
 
+# The service's CDS_MODE when the row was written: live (cards shown) or shadow (silent pilot:
+# judged and audited, nothing shown). Rows written before migration 0005 are live.
+LIVE, SHADOW = "live", "shadow"
+MODES = (LIVE, SHADOW)
+
+# Missed-alarm watch: a reassuring evaluation (decisions below) of a patient who has an urgent
+# one within this many days after it is listed for clinical review.
+MISSED_ALARM_DAYS = 90
+REASSURING = ("not-indicated", "insufficient-data")
+URGENT = "urgent"
+
 evaluation = Table(
     "audit_evaluation",
     metadata,
@@ -58,6 +69,10 @@ evaluation = Table(
     Column("override_system", String(128)),
     Column("override_code", String(64)),
     Column("responded_at", DateTime(timezone=True)),
+    Column("mode", String(8), nullable=False, server_default=LIVE),
+    # The met criteria as "criterion:reason" codes ("red-flag:cauda-equina"), so that a clinical
+    # review sees which pattern fired, not only "red-flag" (NULL: stored before migration 0005).
+    Column("reasons_met", String(512)),
     # One row per order of one hook call, however often the call is retried (migration 0004).
     Index("uq_audit_evaluation_call_order", "hook_instance", "hook", "order_ref", unique=True),
     # The report's indexes (migration 0002): covering, so its scans read indexes, not rows.
@@ -78,7 +93,11 @@ evaluation = Table(
         "ix_audit_evaluation_clinician_report", "clinician", "decision", "response", "ts", "patient"
     ),
     Index("ix_audit_evaluation_tenant_report", "tenant", "decision", "response", "ts", "patient"),
-    Index("ix_audit_evaluation_decision_patient", "decision", "patient", "ts"),
+    # First not-indicated evaluation per patient and mode (28-day measure), and the earlier
+    # reassuring evaluations of a patient with an urgent one (missed-alarm watch; migration 0005).
+    Index("ix_audit_evaluation_decision_patient", "decision", "patient", "ts", "mode"),
+    # Silent pilot against live: the comparison's one scan (migration 0005).
+    Index("ix_audit_evaluation_mode_report", "mode", "decision", "hook", "response", "ts"),
 )
 
 suggestion = Table(

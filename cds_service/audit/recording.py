@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cds_service.audit.models import LIVE
 from cds_service.audit.pseudonyms import Pseudonymiser, safe_token, uuid_or_pseudonym
 from cds_service.evaluation import Evaluation
 from cds_service.fhir.orders import ORDER_CONCEPTS, draft_resources
@@ -71,6 +72,16 @@ def _order_coding(
     return None, None
 
 
+def _joined(codes: list[str], limit: int) -> str:
+    """The codes comma-separated, as many whole codes as fit in `limit` characters."""
+    kept: list[str] = []
+    for code in codes:
+        if len(",".join([*kept, code])) > limit:
+            break
+        kept.append(code)
+    return ",".join(kept)
+
+
 def evaluation_rows(
     request: Mapping[str, Any],
     result: Evaluation,
@@ -80,9 +91,13 @@ def evaluation_rows(
     pseudonym: Pseudonymiser,
     knowledge: Knowledge,
     latency_ms: int,
+    mode: str = LIVE,
     now: datetime | None = None,
 ) -> list[EvaluationRow]:
-    """The audit rows for one hook call, one per evaluated lumbar order."""
+    """The audit rows for one hook call, one per evaluated lumbar order.
+
+    `mode` is the service's CDS_MODE: shadow rows were judged but their cards not shown.
+    """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     context = request.get("context") or {}
     drafts = {
@@ -103,13 +118,19 @@ def evaluation_rows(
         "clinician": pseudonym("clinician", str(context.get("userId"))),
         "encounter": pseudonym.optional("encounter", context.get("encounterId")),
         "latency_ms": max(0, int(latency_ms)),
+        "mode": mode,
     }
     rows = []
     for item in result.orders:
         decision = item.decision
         order = decision.order
         system, code = _order_coding(drafts.get(order.reference), knowledge)
-        met = sorted({c.id for c in decision.criteria if c.status is Status.MET})
+        met_criteria = [c for c in decision.criteria if c.status is Status.MET]
+        met = sorted({c.id for c in met_criteria})
+        # Engine codes from the mappings, checked anyway: nothing but a code reaches the store.
+        reasons = sorted(
+            {f"{c.id}:{c.reason}" for c in met_criteria if safe_token(c.reason, 64) is not None}
+        )
         card_uuid = safe_token((item.card or {}).get("uuid"), 36)
         values = {
             **shared,
@@ -119,6 +140,7 @@ def evaluation_rows(
             "modality": order.modality.value,
             "decision": decision.outcome.value,
             "criteria_met": ",".join(met)[:512],
+            "reasons_met": _joined(reasons, 512),
             "policy_version": (safe_token(decision.policy_version, 32) or "unknown"),
             "card_uuid": card_uuid,
             "consult_id": item.consult_id,

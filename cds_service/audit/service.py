@@ -121,6 +121,7 @@ class Audit:
                 pseudonym=self.pseudonym,
                 knowledge=self.knowledge,
                 latency_ms=latency_ms,
+                mode=self.settings.mode,
             )
         except Exception as exc:  # the hook must answer whatever the rows' making does
             metrics.AUDIT_ROWS_LOST.labels("unrecordable").inc(len(result.orders))

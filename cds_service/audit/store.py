@@ -32,8 +32,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from cds_service.audit.models import evaluation, feedback, suggestion
+from cds_service.audit.models import (
+    MISSED_ALARM_DAYS,
+    REASSURING,
+    URGENT,
+    evaluation,
+    feedback,
+    suggestion,
+)
 from cds_service.audit.recording import EvaluationRow
+from cds_service.observability import metrics
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -190,9 +198,10 @@ class AuditStore:
         """
         if not rows:
             return 0
-        written = 0
+        written = alarms = 0
         with self.engine.begin() as connection:
             for row in rows:
+                alarms += _follows_reassurance(connection, row.values)
                 new_id = _upsert(connection, row.values)
                 if new_id is None:
                     continue  # the stored row is as new or newer
@@ -207,6 +216,8 @@ class AuditStore:
                             for uuid, kind in row.suggestions
                         ],
                     )
+        # Counted once committed: a failed write (spooled, replayed later) counts on replay.
+        metrics.MISSED_ALARMS.inc(alarms)
         return written
 
     def cards(self, service_id: str, card_uuids: Iterable[str]) -> dict[str, int]:
@@ -280,6 +291,32 @@ class AuditStore:
 CALL_ORDER = ("hook_instance", "hook", "order_ref")
 _KEPT = {"id", "response", "override_system", "override_code", "responded_at", *CALL_ORDER}
 _REFRESHED = tuple(c.name for c in evaluation.columns if c.name not in _KEPT)
+
+
+def _follows_reassurance(connection: Connection, values: dict[str, Any]) -> bool:
+    """True when `values` is a new urgent row whose patient had a reassuring evaluation
+    (not-indicated, insufficient-data) in the MISSED_ALARM_DAYS before it.
+
+    Two index lookups, only for urgent rows (a few percent): the call and order (a retried
+    call or a replayed copy is no new alarm) and (decision, patient, ts).
+    """
+    if values.get("decision") != URGENT:
+        return False
+    row = evaluation.c
+    stored = select(row.id).where(*(row[name] == values[name] for name in CALL_ORDER)).limit(1)
+    if connection.execute(stored).first() is not None:
+        return False
+    earlier = (
+        select(row.id)
+        .where(
+            row.decision.in_(REASSURING),
+            row.patient == values["patient"],
+            row.ts < values["ts"],
+            row.ts >= values["ts"] - MISSED_ALARM_DAYS * 86_400_000,
+        )
+        .limit(1)
+    )
+    return connection.execute(earlier).first() is not None
 
 
 def _upsert(connection: Connection, values: dict[str, Any]) -> int | None:

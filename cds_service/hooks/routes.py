@@ -36,6 +36,8 @@ MAX_INTEGER_DIGITS = 4300
 # A \uD800-\uDFFF escape: only then can the parsed strings hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The whole answer of a silent pilot (CDS_MODE=shadow): valid CDS Hooks, nothing to show or do.
+SHADOW_PAYLOAD = json.dumps({"cards": []}, separators=(",", ":")).encode("utf-8")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -168,6 +170,10 @@ def call_service(service_id: str) -> Response:
     )
     # Refused before counting or auditing: an answer not sent is no decision made.
     payload = bounded_response(result.response, state.settings)
+    if state.settings.mode == "shadow":
+        # Silent pilot: judged, rated, counted and audited exactly as live (the size check above
+        # included, so the same rows are kept), but the EHR gets no card and no rating action.
+        payload = SHADOW_PAYLOAD
     count_decisions(
         service.hook, [(o.decision.outcome, o.decision.order.modality) for o in result.orders]
     )

@@ -62,6 +62,14 @@ AUDIT_ROWS_SPOOLED = Gauge(
     "Audit rows waiting in the spool for the database to take them.",
     multiprocess_mode="livemostrecent",
 )
+# Incremented by the audit store when it first stores an urgent evaluation of a patient who had
+# a not-indicated or insufficient-data one in the 90 days before: the prompt to open the
+# missed-alarm list of the report (cds_service/audit/reports/figures.py) for clinical review.
+MISSED_ALARMS = Counter(
+    "cds_missed_alarms",
+    "Urgent evaluations stored for a patient with a not-indicated or insufficient-data "
+    "evaluation in the 90 days before (missed-alarm watch; the report lists them).",
+)
 FHIR_ERROR_KINDS = (
     "timeout",
     "connection",

@@ -53,6 +53,7 @@ def test_variables_override_defaults():
         ),
         ({"CDS_MAPPINGS_DIR": "/nonexistent/mappings"}, "CDS_MAPPINGS_DIR"),
         ({"CDS_LOG_LEVEL": "chatty"}, "CDS_LOG_LEVEL"),
+        ({"CDS_MODE": "silent"}, "CDS_MODE"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(environ, variable):
