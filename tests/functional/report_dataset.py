@@ -15,6 +15,31 @@ C  20 urgent MRI evaluations, Mar 15, clinician c-D, tenant south: 10 order-sign
 D  Jan 20: 100 indicated order-select (50 MRI, 50 X-ray); Feb 20: 30 insufficient-data
    order-select (10 CT, 20 MRI). Clinician c-A, tenant south.
 E  75 not-indicated order-sign X-ray evaluations on 2025-12-15 (before the period), c-E.
+
+pilot_rows(): a silent pilot and the live months after it, period 2026-05-01..2026-08-31, all
+MRI, clinician c-P, tenant north (see test_report_pilot.py for the expected figures):
+S  shadow, patients pS0..pS99, order-select on May 12 (i < 50) or Jun 20 (i >= 50), 09:00:
+   i < 60 not-indicated, 60-89 indicated, 90-99 insufficient-data; no feedback (no card was
+   shown). Signed 2 hours later (order-sign, same decision, shadow): i < 40 and 60 <= i < 80.
+L  live, patients pL0..pL99, order-select on Jul 10 (j < 50) or Aug 20 (j >= 50), 09:00:
+   j < 60 not-indicated with, by j % 4, 0 cancelled, 1 replaced, 2 overridden, 3 none;
+   60-89 indicated, 90-99 insufficient-data. Signed 2 hours later (order-sign, same decision,
+   live): the overridden (the sign card overridden too) and no-response not-indicated ones,
+   and 60 <= j < 80.
+
+watch_rows(): the missed-alarm watch, period 2026-10-01..2026-11-30, one patient each (pM*),
+09:00, order-select unless said, rule set 2026.10 before an urgent evaluation on 2026.11:
+M0 not-indicated Oct 5, urgent Nov 1 (27 days): listed
+M1 insufficient-data Oct 5, urgent 2027-01-03 09:00 (exactly 90 days, after the period): listed
+M2 not-indicated Oct 5, urgent 91 days later: not listed
+M3 not-indicated Oct 5 in shadow mode, urgent Oct 20 (15 days, live): listed
+M4 urgent Oct 5, then not-indicated Oct 10 (the urgent one came first): not listed
+M5 indicated Oct 5, urgent Oct 15 (indicated is no reassurance): not listed
+M6 not-indicated Oct 5 09:00 (order-select) and 09:05 (order-sign), urgent Oct 25 and again
+   Nov 5: listed twice, each with the Oct 25 evaluation (20 days and 19.996 days -> 20.0)
+M7 not-indicated Sep 20 (before the period), urgent Oct 10: not listed
+M8 not-indicated Nov 29, urgent Dec 10 (11 days, after the period): listed
+M9 not-indicated and urgent in the same hook call (two orders, one moment): not listed
 """
 
 from __future__ import annotations
@@ -42,6 +67,10 @@ def _row(
     decision: str,
     response: str | None = None,
     reason: tuple[str, str] | None = None,
+    mode: str = "live",
+    policy_version: str = "test",
+    criteria: str = "",
+    reasons: str | None = None,
 ) -> dict[str, Any]:
     service = f"lumbar-imaging-{hook}"
     return {
@@ -60,8 +89,9 @@ def _row(
         "order_code": {"mri": "72148", "xray": "72100", "ct": "72131"}[modality],
         "modality": modality,
         "decision": decision,
-        "criteria_met": "",
-        "policy_version": "test",
+        "criteria_met": criteria,
+        "reasons_met": reasons,
+        "policy_version": policy_version,
         "card_uuid": str(uuid.uuid4()),
         "consult_id": str(uuid.uuid4()),
         "latency_ms": 5,
@@ -69,6 +99,7 @@ def _row(
         "override_system": reason[0] if reason else None,
         "override_code": reason[1] if reason else None,
         "responded_at": when + timedelta(minutes=1) if response else None,
+        "mode": mode,
     }
 
 
@@ -186,7 +217,105 @@ def known_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def load_known_rows(engine: Engine) -> None:
-    """Insert the known data set."""
+def pilot_rows() -> list[dict[str, Any]]:
+    """The silent pilot and live rows described in the module docstring (310 rows)."""
+    rows = []
+    who = {"clinician": "c-P", "tenant": "north", "modality": "mri"}
+    for i in range(100):
+        when = (
+            datetime(2026, 5, 12, 9, 0, tzinfo=UTC)
+            if i < 50
+            else datetime(2026, 6, 20, 9, 0, tzinfo=UTC)
+        )
+        decision = "not-indicated" if i < 60 else "indicated" if i < 90 else "insufficient-data"
+        shared = {"patient": f"pS{i}", "decision": decision, "mode": "shadow", **who}
+        rows.append(_row(when, hook="order-select", **shared))
+        if i < 40 or 60 <= i < 80:
+            rows.append(_row(when + timedelta(hours=2), hook="order-sign", **shared))
+    responses = ["cancelled", "replaced", "overridden", None]
+    for j in range(100):
+        when = (
+            datetime(2026, 7, 10, 9, 0, tzinfo=UTC)
+            if j < 50
+            else datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
+        )
+        decision = "not-indicated" if j < 60 else "indicated" if j < 90 else "insufficient-data"
+        response = responses[j % 4] if j < 60 else None
+        reason = (NA, "prefers-alternative") if response == "overridden" else None
+        shared = {"patient": f"pL{j}", "decision": decision, **who}
+        rows.append(_row(when, hook="order-select", response=response, reason=reason, **shared))
+        if (j < 60 and response in ("overridden", None)) or 60 <= j < 80:
+            rows.append(
+                _row(
+                    when + timedelta(hours=2),
+                    hook="order-sign",
+                    response=response,
+                    reason=reason,
+                    **shared,
+                )
+            )
+    assert len(rows) == 310
+    return rows
+
+
+URGENT_CRITERIA = {"criteria": "red-flag", "reasons": "red-flag:cauda-equina"}
+
+
+def watch_consult_id(index: int) -> str:
+    """The consult id of the index-th row of watch_rows()."""
+    return f"00000000-0000-4000-8000-{index:012d}"
+
+
+def watch_rows() -> list[dict[str, Any]]:
+    """The missed-alarm rows described in the module docstring."""
+    rows = []
+
+    def add(patient: str, when: datetime, decision: str, **extra: Any) -> dict[str, Any]:
+        urgent = decision == "urgent"
+        values = {
+            "patient": patient,
+            "clinician": "c-W",
+            "tenant": "south",
+            "hook": "order-select",
+            "modality": "mri",
+            "decision": decision,
+            "policy_version": "2026.11" if urgent else "2026.10",
+            **(URGENT_CRITERIA if urgent else {}),
+            **extra,
+        }
+        row = _row(when, **values)
+        row["consult_id"] = watch_consult_id(len(rows))  # known ids: the test names them
+        rows.append(row)
+        return row
+
+    oct5 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+    add("pM0", oct5, "not-indicated")
+    add("pM0", datetime(2026, 11, 1, 9, 0, tzinfo=UTC), "urgent")
+    add("pM1", oct5, "insufficient-data", criteria="neuro-exam-missing")
+    add("pM1", oct5 + timedelta(days=90), "urgent", hook="order-sign")
+    add("pM2", oct5, "not-indicated")
+    add("pM2", oct5 + timedelta(days=91), "urgent")
+    add("pM3", oct5, "not-indicated", mode="shadow")
+    add("pM3", datetime(2026, 10, 20, 9, 0, tzinfo=UTC), "urgent")
+    add("pM4", oct5, "urgent")
+    add("pM4", datetime(2026, 10, 10, 9, 0, tzinfo=UTC), "not-indicated")
+    add("pM5", oct5, "indicated")
+    add("pM5", datetime(2026, 10, 15, 9, 0, tzinfo=UTC), "urgent")
+    add("pM6", oct5, "not-indicated")
+    add("pM6", oct5 + timedelta(minutes=5), "not-indicated", hook="order-sign")
+    add("pM6", datetime(2026, 10, 25, 9, 0, tzinfo=UTC), "urgent")
+    add("pM6", datetime(2026, 11, 5, 9, 0, tzinfo=UTC), "urgent")
+    add("pM7", datetime(2026, 9, 20, 9, 0, tzinfo=UTC), "not-indicated")
+    add("pM7", datetime(2026, 10, 10, 9, 0, tzinfo=UTC), "urgent")
+    add("pM8", datetime(2026, 11, 29, 9, 0, tzinfo=UTC), "not-indicated")
+    add("pM8", datetime(2026, 12, 10, 9, 0, tzinfo=UTC), "urgent")
+    add("pM9", oct5, "not-indicated", modality="xray")
+    add("pM9", oct5, "urgent")
+    return rows
+
+
+def load_known_rows(engine: Engine, *, pilot: bool = False) -> None:
+    """Insert the known data set (and with `pilot` the pilot and watch rows as well)."""
+    rows = known_rows() + (pilot_rows() + watch_rows() if pilot else [])
     with engine.begin() as connection:
-        connection.execute(insert(evaluation), known_rows())
+        connection.execute(insert(evaluation), rows)

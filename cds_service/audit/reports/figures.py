@@ -17,7 +17,18 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, exists, func, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from cds_service.audit.models import CANCELLED, OVERRIDDEN, REPLACED, evaluation
+from cds_service.audit.models import (
+    CANCELLED,
+    LIVE,
+    MISSED_ALARM_DAYS,
+    MODES,
+    OVERRIDDEN,
+    REASSURING,
+    REPLACED,
+    SHADOW,
+    URGENT,
+    evaluation,
+)
 
 DAY_MS = 86_400_000
 REORDER_DAYS = 42
@@ -63,6 +74,20 @@ DEFINITIONS = {
     "clinician": "The keyed pseudonym of the ordering user (context.userId); the report never "
     "holds names.",
     "organisation": "The tenant recorded with the evaluation (CDS_TENANT or the JWT tenant).",
+    "mode": "The service's CDS_MODE when the evaluation was made: live (cards and ratings "
+    "returned to the EHR) or shadow (silent pilot: judged and audited, nothing shown). The "
+    "figures above count both modes.",
+    "shadow and live compared": "The figures split by mode: each mode's first and last day "
+    "with evaluations in the period, evaluations, not indicated and its share, not-indicated "
+    "cards cancelled or replaced, signed lumbar imaging orders (also per day), and the 28-day "
+    "measure with episodes indexed at each patient's first not-indicated evaluation in that "
+    "mode (the look-ahead for a signed order reads every mode).",
+    "missed-alarm watch": f"Every not-indicated or insufficient-data evaluation in the period "
+    f"followed, later and at most {MISSED_ALARM_DAYS} days after it, by an urgent evaluation "
+    f"for the same (pseudonymous) patient, looked for in the whole audit store (also after "
+    f"the period): listed with the first such urgent evaluation, both rule-set versions and "
+    f"modes, and the criteria met at each (criterion:reason codes where stored), for "
+    f"clinical review.",
 }
 
 
@@ -214,6 +239,201 @@ def _hedis_queries(period: Period, scan: bool) -> tuple[Any, Any]:
     return count, count.where(imaged)
 
 
+def _mode_query(period: Period, scan: bool) -> Any:
+    """Counts by mode, decision, hook and response, with each group's first and last moment."""
+    e = evaluation.alias("e")
+    keys = (e.c.mode, e.c.decision, e.c.hook, e.c.response)
+    return (
+        select(
+            *keys,
+            func.count().label("n"),
+            func.min(e.c.ts).label("first"),
+            func.max(e.c.ts).label("last"),
+        )
+        .where(_in_period(e, period, scan))
+        .group_by(*keys)
+    )
+
+
+def _hedis_by_mode_queries(period: Period, scan: bool) -> tuple[Any, Any]:
+    """(episodes, imaged) per mode: the 28-day measure with episodes indexed per mode."""
+    e = evaluation.alias("e")
+    index = (
+        select(e.c.mode.label("mode"), e.c.patient.label("patient"), func.min(e.c.ts).label("ts"))
+        .where(_in_period(e, period, scan), e.c.decision == "not-indicated")
+        .group_by(e.c.patient, e.c.mode)
+        .subquery("episode")
+    )
+    s = evaluation.alias("s")
+    imaged = exists().where(
+        s.c.patient == index.c.patient,
+        s.c.ts >= index.c.ts,
+        s.c.ts <= index.c.ts + HEDIS_DAYS * DAY_MS,
+        s.c.hook == "order-sign",
+        or_(s.c.response.is_(None), s.c.response.not_in((CANCELLED, REPLACED))),
+    )
+    count = select(index.c.mode, func.count().label("n")).group_by(index.c.mode)
+    return count, count.where(imaged)
+
+
+def _missed_alarm_query(period: Period) -> Any:
+    """Pairs (reassuring evaluation in the period, urgent one within the window after it).
+
+    Driven by the urgent evaluations (a few percent of rows): each looks up its patient's
+    reassuring ones through the (decision, patient, ts) index.
+    """
+    u = evaluation.alias("u")
+    e = evaluation.alias("e")
+    window = MISSED_ALARM_DAYS * DAY_MS
+    earlier = (e.c[name].label(f"e_{name}") for name in _WATCH_COLUMNS)
+    later = (u.c[name].label(f"u_{name}") for name in _WATCH_COLUMNS if name != "patient")
+    return (
+        select(*earlier, *later)
+        .select_from(
+            u.join(
+                e,
+                and_(
+                    e.c.patient == u.c.patient,
+                    e.c.decision.in_(REASSURING),
+                    e.c.ts < u.c.ts,
+                    e.c.ts >= u.c.ts - window,
+                ),
+            )
+        )
+        .where(
+            u.c.decision == URGENT,
+            u.c.ts > period.start_ms,
+            u.c.ts < period.end_ms + window,
+            e.c.ts >= period.start_ms,
+            e.c.ts < period.end_ms,
+        )
+        .order_by(e.c.ts, e.c.id, u.c.ts, u.c.id)
+    )
+
+
+_WATCH_COLUMNS = (
+    "id",
+    "ts",
+    "patient",
+    "decision",
+    "hook",
+    "modality",
+    "mode",
+    "policy_version",
+    "criteria_met",
+    "reasons_met",
+    "consult_id",
+)
+
+
+def _watch_side(row: Mapping[str, Any], side: str) -> dict[str, Any]:
+    def get(name: str) -> Any:
+        return row[f"{side}_{name}"]
+
+    # The reasons ("red-flag:cauda-equina") say which pattern fired; rows stored before
+    # migration 0005 have only the criterion ids.
+    codes = get("reasons_met") or get("criteria_met") or ""
+    return {
+        "at": datetime.fromtimestamp(get("ts") / 1000, UTC).isoformat(timespec="minutes"),
+        "decision": get("decision"),
+        "hook": get("hook"),
+        "modality": get("modality"),
+        "mode": get("mode"),
+        "policyVersion": get("policy_version"),
+        "criteria": [c for c in codes.split(",") if c],
+        "consultId": get("consult_id"),
+    }
+
+
+def missed_alarms(connection: Any, period: Period) -> dict[str, Any]:
+    """The missed-alarm watch of a period: counts and the pseudonymous list for review."""
+    items: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for row in connection.execute(_missed_alarm_query(period)):
+        values = row._mapping
+        if values["e_id"] in seen:
+            continue  # a later urgent evaluation of the same patient: the first one is listed
+        seen.add(values["e_id"])
+        items.append(
+            {
+                "key": values["e_consult_id"],
+                "patient": values["e_patient"],
+                "daysLater": round((values["u_ts"] - values["e_ts"]) / DAY_MS, 1),
+                "earlier": _watch_side(values, "e"),
+                "urgent": _watch_side(values, "u"),
+            }
+        )
+    by_decision = dict.fromkeys(REASSURING, 0)
+    by_mode = dict.fromkeys(MODES, 0)
+    for item in items:
+        by_decision[item["earlier"]["decision"]] += 1
+        by_mode[item["earlier"]["mode"]] = by_mode.get(item["earlier"]["mode"], 0) + 1
+    return {
+        "windowDays": MISSED_ALARM_DAYS,
+        "total": len(items),
+        "patients": len({item["patient"] for item in items}),
+        "byDecision": by_decision,
+        "byMode": by_mode,
+        "items": items,
+    }
+
+
+def _date_of(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, UTC).date()
+
+
+def _day(ms: int | None) -> str | None:
+    return None if ms is None else _date_of(ms).isoformat()
+
+
+def _comparison(
+    rows: list[Mapping[str, Any]],
+    episodes: Mapping[str, int],
+    imaged: Mapping[str, int],
+) -> dict[str, Any]:
+    """The shadow and live figures side by side, each mode naming its own days."""
+    modes: dict[str, dict[str, Any]] = {}
+    for mode in (SHADOW, LIVE):
+        mine = [r for r in rows if r["mode"] == mode]
+        first = min((r["first"] for r in mine), default=None)
+        last = max((r["last"] for r in mine), default=None)
+        days = 0
+        if first is not None and last is not None:
+            days = (_date_of(last) - _date_of(first)).days + 1
+        evaluations = sum(r["n"] for r in mine)
+        not_indicated = [r for r in mine if r["decision"] == "not-indicated"]
+        signed = sum(
+            r["n"]
+            for r in mine
+            if r["hook"] == "order-sign" and r["response"] not in (CANCELLED, REPLACED)
+        )
+        cancelled = sum(r["n"] for r in not_indicated if r["response"] == CANCELLED)
+        replaced = sum(r["n"] for r in not_indicated if r["response"] == REPLACED)
+        count = sum(r["n"] for r in not_indicated)
+        n_episodes = int(episodes.get(mode, 0))
+        without = n_episodes - int(imaged.get(mode, 0))
+        modes[mode] = {
+            "cards": "not shown (silent pilot)" if mode == SHADOW else "shown",
+            "from": _day(first),
+            "to": _day(last),
+            "days": days,
+            "evaluations": evaluations,
+            "notIndicated": count,
+            "notIndicatedShare": _rate(count, evaluations),
+            "cancelled": cancelled,
+            "replaced": replaced,
+            "avoided": cancelled + replaced,
+            "signedOrders": signed,
+            "signedOrdersPerDay": round(signed / days, 2) if days else None,
+            "measure28": {
+                "episodes": n_episodes,
+                "withoutImaging": without,
+                "rate": _rate(without, n_episodes),
+            },
+        }
+    return {"bothModes": all(modes[m]["evaluations"] for m in MODES), **modes}
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -278,6 +498,16 @@ def compute_report(
             "episodes": connection.execute(episodes).scalar_one(),
             "imaged": connection.execute(imaged).scalar_one(),
         }
+        step("silent pilot and live compared")
+        by_mode = [dict(r._mapping) for r in connection.execute(_mode_query(period, scan))]
+        mode_episodes, mode_imaged = _hedis_by_mode_queries(period, scan)
+        comparison = _comparison(
+            by_mode,
+            {r.mode: r.n for r in connection.execute(mode_episodes)},
+            {r.mode: r.n for r in connection.execute(mode_imaged)},
+        )
+        step("missed-alarm watch")
+        watch = missed_alarms(connection, period)
         step("per clinician")
         clinicians = _groups(connection, period, scan, "clinician", reordered_by["clinician"])
         groups = None
@@ -288,6 +518,8 @@ def compute_report(
             groups = _groups(connection, period, scan, by, reordered_by[by])
     step("figures")
     report = _assemble(breakdown, reordered, followed, hedis, clinicians, costs, period)
+    report["comparison"] = comparison
+    report["missedAlarms"] = watch
     report["by"] = by
     if groups is not None:
         report["groups"] = groups

@@ -59,7 +59,7 @@ def build_report(
     progress: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """The figures and their rendering in `fmt`."""
-    total = 5 if by not in (None, "clinician") else 4
+    total = 7 if by not in (None, "clinician") else 6
     with progress_steps(progress, total + 1) as step:
         report = compute_report(engine, period, costs_of(settings), by=by, step=step)
         step(f"rendering {fmt}")
