@@ -228,12 +228,51 @@ def _safety_report(args: argparse.Namespace) -> int:
     except (OSError, HazardLogError) as exc:
         print(f"hazard log: {exc}", file=sys.stderr)
         return 2
-    output = render_html(knowledge, log) if args.html else render_text(knowledge, log)
+    watch = None
+    if args.audit:
+        watch = _watch_counts(args)
+        if watch is None:
+            return 2
+    output = render_html(knowledge, log, watch) if args.html else render_text(knowledge, log, watch)
     if args.out:
         Path(args.out).write_text(output, encoding="utf-8")
     else:
         print(output)
     return 0
+
+
+def _watch_counts(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The missed-alarm counts for the safety report (default: the last 365 days); None and a
+    message on stderr when the period or the audit store is unusable."""
+    from datetime import date, timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_service.audit.reports.figures import Period
+    from cds_service.audit.store import AuditStore
+    from cds_service.config import load_settings
+    from cds_service.safety.report import watch_counts
+
+    try:
+        last = date.fromisoformat(args.date_to) if args.date_to else date.today()
+        first = date.fromisoformat(args.date_from) if args.date_from else last - timedelta(364)
+        period = Period(first, last)
+    except ValueError as exc:
+        print(f"period: {exc}", file=sys.stderr)
+        return None
+    store = AuditStore.from_url(args.database_url or load_settings().database_url)
+    try:
+        return watch_counts(store.engine, period)
+    except SQLAlchemyError as exc:
+        # A report only reads: an unreachable store, or one not yet migrated, is said so.
+        print(
+            f"audit store unreadable ({type(exc).__name__}); is it reachable and at the newest "
+            "migration (cds-service db upgrade)?",
+            file=sys.stderr,
+        )
+        return None
+    finally:
+        store.engine.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     safety.add_argument("--html", action="store_true", help="the full case as an HTML page")
     safety.add_argument("--out", help="write to this file (default: standard output)")
+    safety.add_argument(
+        "--audit", action="store_true", help="read the missed-alarm counts from the audit store"
+    )
+    safety.add_argument("--from", dest="date_from", help="with --audit: first day (365 days ago)")
+    safety.add_argument("--to", dest="date_to", help="with --audit: last day (default: today)")
+    safety.add_argument("--database-url", help="with --audit: default CDS_DATABASE_URL")
     safety.set_defaults(func=_safety_report)
     database = commands.add_parser("db", help="audit database maintenance")
     db_commands = database.add_subparsers(dest="db_command", required=True)

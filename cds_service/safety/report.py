@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import Engine
 
+from cds_service.audit.models import MISSED_ALARM_DAYS
+from cds_service.audit.reports.figures import Period, missed_alarms
 from cds_service.rules.criteria import IMPLEMENTS
 from cds_service.rules.knowledge import Knowledge
 from cds_service.safety.hazards import HazardLog
@@ -60,8 +63,37 @@ def risk_matrix(log: HazardLog, when: str) -> list[list[list[str]]]:
     return cells
 
 
-def context(knowledge: Knowledge, log: HazardLog) -> dict[str, Any]:
-    """Everything the safety report shows."""
+# What the safety report says when it was not given the audit store's counts.
+WATCH_HOW_TO = (
+    "Counts not read: run `cds-service safety-report --html --audit [--from D --to D]` "
+    "where the audit store is reachable (CDS_DATABASE_URL or --database-url), or see the "
+    "missed-alarm list of `cds-service report --from D --to D`; the service counts new cases "
+    "in the Prometheus counter cds_missed_alarms_total."
+)
+
+
+def watch_counts(engine: Engine, period: Period) -> dict[str, Any]:
+    """The missed-alarm watch's counts for a period, from the audit store (no list: the
+    avoided-scans report holds the pseudonymous list for clinical review)."""
+    with engine.connect() as connection:
+        watch = missed_alarms(connection, period)
+    return {
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
+        "total": watch["total"],
+        "patients": watch["patients"],
+        "byDecision": watch["byDecision"],
+        "byMode": watch["byMode"],
+        "policyVersions": sorted(
+            {(i["earlier"]["policyVersion"], i["urgent"]["policyVersion"]) for i in watch["items"]}
+        ),
+    }
+
+
+def context(
+    knowledge: Knowledge, log: HazardLog, watch: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything the safety report shows; `watch` holds the missed-alarm counts, if read."""
     policy_version, _, content_hash = knowledge.version.partition("+")
     rows = traceability(knowledge, log)
     kinds = Counter(c.kind for h in log.hazards for c in h.controls)
@@ -79,10 +111,13 @@ def context(knowledge: Knowledge, log: HazardLog) -> dict[str, Any]:
         "untraced": [r.rule for r in rows if not r.checks],
         "kinds": dict(kinds),
         "tests": log.test_ids(),
+        "watch": watch,
+        "watch_days": MISSED_ALARM_DAYS,
+        "watch_how_to": WATCH_HOW_TO,
     }
 
 
-def render_html(knowledge: Knowledge, log: HazardLog) -> str:
+def render_html(knowledge: Knowledge, log: HazardLog, watch: dict[str, Any] | None = None) -> str:
     """The safety case as a self-contained HTML page."""
     environment = Environment(
         loader=FileSystemLoader(_TEMPLATES),
@@ -91,12 +126,12 @@ def render_html(knowledge: Knowledge, log: HazardLog) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("safety.html.j2").render(**context(knowledge, log))
+    return environment.get_template("safety.html.j2").render(**context(knowledge, log, watch))
 
 
-def render_text(knowledge: Knowledge, log: HazardLog) -> str:
+def render_text(knowledge: Knowledge, log: HazardLog, watch: dict[str, Any] | None = None) -> str:
     """A plain-text summary of the safety case for a terminal."""
-    data = context(knowledge, log)
+    data = context(knowledge, log, watch)
     lines = [
         f"Safety case — rule set {data['policy_version']} ({data['content_hash']})",
         f"{len(log.hazards)} hazards, {sum(data['kinds'].values())} controls, "
@@ -111,4 +146,12 @@ def render_text(knowledge: Knowledge, log: HazardLog) -> str:
     lines.append(
         f"POLICY rules: {len(data['trace'])}, without a check: {data['untraced'] or 'none'}"
     )
+    if watch is None:
+        lines.append(f"missed-alarm watch ({MISSED_ALARM_DAYS} days): {WATCH_HOW_TO}")
+    else:
+        lines.append(
+            f"missed-alarm watch ({MISSED_ALARM_DAYS} days), {watch['from']} to {watch['to']}: "
+            f"{watch['total']} reassuring evaluations followed by an urgent one "
+            f"({watch['patients']} patients)"
+        )
     return "\n".join(lines)

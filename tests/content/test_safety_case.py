@@ -121,4 +121,42 @@ def test_safety_report_renders_in_headless_chromium(log, tmp_path):
     dom = result.stdout.decode(errors="replace")
     assert 'id="traceability"' in dom, result.stderr.decode(errors="replace")[-2000:]
     assert dom.count('<tr id="H') == len(log.hazards)
+    assert 'id="missed-alarm-watch-how"' in dom  # no audit store read: says how to get counts
     assert HAZARD_LOG.is_file()
+
+
+def test_safety_report_says_how_to_get_the_missed_alarm_counts(log, capsys):
+    html = render_html(default_knowledge(), log)
+    assert '<p id="missed-alarm-watch-how">' in html
+    assert "cds_missed_alarms_total" in html and "--audit" in html
+    assert main(["safety-report"]) == 0
+    assert "missed-alarm watch (90 days): Counts not read" in capsys.readouterr().out
+
+
+def test_safety_report_reads_the_missed_alarm_counts_from_the_audit_store(
+    audit_url, tmp_path, capsys
+):
+    from cds_service.audit.store import AuditStore
+    from tests.functional.report_dataset import load_known_rows
+
+    store = AuditStore.from_url(audit_url)
+    store.upgrade()
+    load_known_rows(store.engine, pilot=True)
+    store.engine.dispose()
+    page = tmp_path / "safety.html"
+    period = ["--from", "2026-10-01", "--to", "2026-11-30", "--database-url", audit_url]
+    assert main(["safety-report", "--html", "--audit", *period, "--out", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert 'id="missed-alarm-watch-how"' not in html
+    # The counts of test_report_pilot.py's WATCH_FIGURES: 6 listed, 5 patients, 5 + 1, 5 + 1.
+    row = (
+        "<tr><td>2026-10-01 to 2026-11-30</td><td>6</td><td>5</td>\n"
+        "<td>5</td><td>1</td>\n<td>5</td><td>1</td>\n"
+        "<td><code>2026.10</code> → <code>2026.11</code></td></tr>"
+    )
+    assert row in html
+    assert main(["safety-report", "--audit", *period]) == 0
+    out = capsys.readouterr().out
+    assert "2026-10-01 to 2026-11-30: 6 reassuring evaluations followed by an urgent one" in out
+    assert main(["safety-report", "--audit", "--from", "2026-12-01", "--to", "2026-11-01"]) == 2
+    assert "ends before it starts" in capsys.readouterr().err
