@@ -4,7 +4,11 @@ Fills a SQLite file and, when a PostgreSQL URL is given (--postgres, default
 CDS_TEST_DATABASE_URL), a throw-away schema with N synthetic evaluations (default 1,000,000:
 12 months, 250,000 patients, 2,000 clinicians, realistic decision and feedback mixes), then
 times the whole report (all queries + JSON rendering) a few times. Targets: ≤ 5 s on SQLite,
-≤ 3 s on PostgreSQL. Writes bench/results/report.json and prints a summary.
+≤ 3 s on PostgreSQL. The first three months are a silent pilot (mode shadow, no feedback).
+
+The missed-alarm watch (issue 16) is timed on its own as well: its query over the year, and
+the write path's check (`_follows_reassurance`, run for each urgent row stored) for 1,000
+urgent rows. Writes bench/results/report.json and prints a summary.
 """
 
 from __future__ import annotations
@@ -30,9 +34,13 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from cds_service.audit.models import evaluation  # noqa: E402
-from cds_service.audit.reports.figures import Period  # noqa: E402
+from cds_service.audit.reports.figures import (  # noqa: E402
+    Period,
+    missed_alarms,
+    report_connection,
+)
 from cds_service.audit.reports.run import build_report  # noqa: E402
-from cds_service.audit.store import AuditStore  # noqa: E402
+from cds_service.audit.store import AuditStore, _follows_reassurance  # noqa: E402
 from cds_service.config import Settings  # noqa: E402
 
 COLUMNS = [c.name for c in evaluation.columns if c.name != "id"]
@@ -41,6 +49,8 @@ PERIOD = Period(date(2025, 1, 1), date(2025, 12, 31))
 RESPONSES = ["cancelled"] * 25 + ["replaced"] * 15 + ["overridden"] * 30 + ["accepted"] * 5
 RESPONSES += [None] * 25
 REASONS = ["prefers-alternative", "red-flag-not-recorded", "expert-contradicts", "other"]
+PILOT_END = datetime(2025, 4, 1, tzinfo=UTC)  # January to March: the silent pilot
+URGENT_REASONS = ["red-flag:cauda-equina", "red-flag:fever-with-risk-factor", "neuro-deficit:mrc-2"]
 
 
 def synthetic_rows(count: int, seed: int = 5):
@@ -55,6 +65,10 @@ def synthetic_rows(count: int, seed: int = 5):
         response = rng.choice(RESPONSES) if decision == "not-indicated" else None
         if decision == "urgent" and rng.random() < 0.2:
             response = "accepted"
+        shadow = when < PILOT_END
+        if shadow:
+            response = None  # no card shown, so no feedback
+        reasons = rng.choice(URGENT_REASONS) if decision == "urgent" else ""
         reason = rng.choice(REASONS) if response == "overridden" else None
         hook = rng.choice(["order-select", "order-sign"])
         modality = rng.choices(["mri", "xray", "ct"], [55, 35, 10])[0]
@@ -74,7 +88,7 @@ def synthetic_rows(count: int, seed: int = 5):
             {"mri": "72148", "xray": "72100", "ct": "72131"}[modality],
             modality,
             decision,
-            "",
+            reasons.partition(":")[0],
             "bench",
             str(uuid.UUID(int=rng.getrandbits(128))),
             str(uuid.UUID(int=rng.getrandbits(128))),
@@ -83,6 +97,8 @@ def synthetic_rows(count: int, seed: int = 5):
             "https://lumbar-imaging-cds.local/CodeSystem/override-reason" if reason else None,
             reason,
             (when + timedelta(minutes=1)).isoformat(sep=" ") if response else None,
+            "shadow" if shadow else "live",
+            reasons,
         )
 
 
@@ -112,9 +128,8 @@ def fill_postgres(base_url: str, count: int) -> tuple[str, str]:
     plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(plain, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
-    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
-    scoped_url = scoped.render_as_string(hide_password=False)
-    store = AuditStore.from_url(scoped_url)
+    scoped = scoped_url(base_url, schema)
+    store = AuditStore.from_url(scoped)
     store.upgrade()
     store.engine.dispose()
     with psycopg.connect(plain, options=f"-csearch_path={schema}") as connection:
@@ -126,7 +141,14 @@ def fill_postgres(base_url: str, count: int) -> tuple[str, str]:
     # (without which index-only scans still visit the table).
     with psycopg.connect(plain, options=f"-csearch_path={schema}", autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE audit_evaluation")
-    return scoped_url, schema
+    return scoped, schema
+
+
+def scoped_url(base_url: str, schema: str) -> str:
+    """The URL of `schema` on the server of `base_url` (as its search_path)."""
+    url = make_url(base_url).set(drivername="postgresql+psycopg")
+    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False)
 
 
 def drop_schema(base_url: str, schema: str) -> None:
@@ -147,12 +169,53 @@ def time_report(url: str, repeats: int) -> dict:
             timings.append(time.perf_counter() - started)
     finally:
         store.engine.dispose()
+    watch = time_watch(url, repeats)
     return {
         "seconds_best": round(min(timings), 3),
         "seconds_median": round(statistics.median(timings), 3),
         "evaluations": report["evaluations"]["total"],
         "net_avoided": report["notIndicated"]["netAvoided"],
         "clinicians": len(report["clinicians"]),
+        "shadow_evaluations": report["comparison"]["shadow"]["evaluations"],
+        "live_evaluations": report["comparison"]["live"]["evaluations"],
+        "missed_alarms": report["missedAlarms"]["total"],
+        "missed_alarm_patients": report["missedAlarms"]["patients"],
+        **watch,
+    }
+
+
+def time_watch(url: str, repeats: int, checks: int = 1000) -> dict:
+    """The missed-alarm watch alone: its query over the year, and the write path's check."""
+    store = AuditStore.from_url(url)
+    timings = []
+    try:
+        for _ in range(repeats):
+            with report_connection(store.engine) as connection:
+                started = time.perf_counter()
+                watch = missed_alarms(connection, PERIOD)
+                timings.append(time.perf_counter() - started)
+        with store.engine.connect() as connection:  # the hook path's own timeouts
+            columns = ("patient", "ts", "hook_instance", "hook", "order_ref", "decision")
+            names = ", ".join(columns)
+            urgent = connection.execute(
+                text(
+                    f"SELECT {names} FROM audit_evaluation "  # noqa: S608 - fixed names
+                    f"WHERE decision = 'urgent' ORDER BY consult_id LIMIT {checks}"
+                )
+            ).all()
+            # As the store sees a new row: another hook call of the same patient and moment.
+            rows = [{**dict(r._mapping), "hook_instance": f"new-{i}"} for i, r in enumerate(urgent)]
+            started = time.perf_counter()
+            alarms = sum(_follows_reassurance(connection, row) for row in rows)
+            check_ms = (time.perf_counter() - started) * 1000 / max(1, len(rows))
+    finally:
+        store.engine.dispose()
+    return {
+        "watch_seconds_best": round(min(timings), 3),
+        "watch_seconds_median": round(statistics.median(timings), 3),
+        "watch_items": watch["total"],
+        "write_check_ms_per_urgent_row": round(check_ms, 3),
+        "write_check_alarms_of_1000": alarms,
     }
 
 
@@ -163,6 +226,9 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("CDS_TEST_DATABASE_URL"))
     parser.add_argument("--sqlite-file", help="keep the SQLite data set here (reused if present)")
     parser.add_argument("--keep-postgres", action="store_true", help="do not drop the schema")
+    parser.add_argument(
+        "--postgres-schema", help="time a schema kept by --keep-postgres instead of filling one"
+    )
     args = parser.parse_args()
 
     results: dict = {
@@ -181,13 +247,20 @@ def main() -> int:
         print(f"sqlite: report {results['sqlite']}")
     if args.postgres:
         started = time.perf_counter()
-        url, schema = fill_postgres(args.postgres, args.rows)
+        if args.postgres_schema:
+            schema = args.postgres_schema
+            url = scoped_url(args.postgres, schema)
+            upgraded = AuditStore.from_url(url)
+            upgraded.upgrade()  # a schema kept by an older run gets the newest migrations
+            upgraded.engine.dispose()
+        else:
+            url, schema = fill_postgres(args.postgres, args.rows)
         print(f"postgresql: {args.rows:,} rows ready in {time.perf_counter() - started:.1f} s")
         try:
             results["postgresql"] = time_report(url, args.repeats)
             print(f"postgresql: report {results['postgresql']}")
         finally:
-            if args.keep_postgres:
+            if args.keep_postgres or args.postgres_schema:
                 print(f"postgresql: kept schema {schema}")
             else:
                 drop_schema(args.postgres, schema)

@@ -95,7 +95,7 @@ evaluation = Table(
     Index("ix_audit_evaluation_tenant_report", "tenant", "decision", "response", "ts", "patient"),
     # First not-indicated evaluation per patient and mode (28-day measure), and the earlier
     # reassuring evaluations of a patient with an urgent one (missed-alarm watch; migration 0005).
-    Index("ix_audit_evaluation_decision_patient", "decision", "patient", "ts", "mode"),
+    Index("ix_audit_evaluation_decision_patient", "decision", "patient", "mode", "ts"),
     # Silent pilot against live: the comparison's one scan (migration 0005).
     Index("ix_audit_evaluation_mode_report", "mode", "decision", "hook", "response", "ts"),
 )

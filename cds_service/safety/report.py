@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import Engine
 
 from cds_service.audit.models import MISSED_ALARM_DAYS
-from cds_service.audit.reports.figures import Period, missed_alarms
+from cds_service.audit.reports.figures import Period, missed_alarms, report_connection
 from cds_service.rules.criteria import IMPLEMENTS
 from cds_service.rules.knowledge import Knowledge
 from cds_service.safety.hazards import HazardLog
@@ -75,7 +75,7 @@ WATCH_HOW_TO = (
 def watch_counts(engine: Engine, period: Period) -> dict[str, Any]:
     """The missed-alarm watch's counts for a period, from the audit store (no list: the
     avoided-scans report holds the pseudonymous list for clinical review)."""
-    with engine.connect() as connection:
+    with report_connection(engine) as connection:
         watch = missed_alarms(connection, period)
     return {
         "from": period.first.isoformat(),

@@ -32,7 +32,7 @@ def upgrade() -> None:
     op.add_column(TABLE, sa.Column("mode", sa.String(8), nullable=False, server_default="live"))
     op.add_column(TABLE, sa.Column("reasons_met", sa.String(512)))
     op.drop_index(DECISION_PATIENT, table_name=TABLE)
-    op.create_index(DECISION_PATIENT, TABLE, ["decision", "patient", "ts", "mode"])
+    op.create_index(DECISION_PATIENT, TABLE, ["decision", "patient", "mode", "ts"])
     op.create_index(MODE_REPORT, TABLE, ["mode", "decision", "hook", "response", "ts"])
 
 
