@@ -78,6 +78,17 @@ class FhirServerNotAllowed(PrefetchUnavailable):
     issue_code = "security"
 
 
+class TooManyAttempts(CdsError):
+    """A client failed too often in a short time; it may try again after `retry_after` seconds."""
+
+    status = 429
+    issue_code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, expression: str | None = None) -> None:
+        super().__init__(message, expression=expression)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(CdsError):
     """The audit store cannot be reached; the client may retry the same request later."""
 

@@ -1,10 +1,14 @@
 #!/bin/sh
 # Starts the service under gunicorn; used by the Dockerfile, `make run` and a test.
 # Logs are JSON lines on stderr (gunicorn_conf.py); the app writes one line per request.
+# Each worker runs CDS_THREADS threads (64), and every request has CDS_REQUEST_DEADLINE_SECONDS
+# to be read and answered (observability/worker.py), so slow clients cannot hold it.
 set -eu
+export CDS_REQUEST_DEADLINE_SECONDS="${CDS_REQUEST_DEADLINE_SECONDS:-15}"
 exec gunicorn \
   --bind "${CDS_HOST:-0.0.0.0}:${CDS_PORT:-8080}" \
   --workers "${CDS_WORKERS:-2}" \
+  --threads "${CDS_THREADS:-64}" \
   --timeout "${CDS_WORKER_TIMEOUT:-30}" \
   --config python:cds_service.observability.gunicorn_conf \
   --forwarded-allow-ips "${CDS_FORWARDED_ALLOW_IPS:-127.0.0.1}" \

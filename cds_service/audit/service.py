@@ -181,6 +181,20 @@ class Audit:
         self._next_replay = time.monotonic() + REPLAY_INTERVAL_S
         return self.gate.run_in_background(self._replay)
 
+    def flush_spool(self, wait: float) -> int:
+        """Replay what the spool holds now, waiting at most `wait` seconds; rows replayed.
+
+        For a worker that stops: rows spooled during a burst are otherwise replayed only after
+        the next successful write, which a stopping worker will not make.
+        """
+        if not self.spool.pending():
+            return 0
+        try:
+            return self.gate.run(self._replay, wait, abort=False, patient=True)
+        except Exception as exc:  # the spool keeps the rows for the next start
+            log.error("audit spool flush failed", extra={"error": type(exc).__name__})
+            return 0
+
     def _replay(self) -> int:
         try:
             return self.spool.replay(self.ready_store())

@@ -736,6 +736,8 @@ class TextReader:
         # A long note makes many objects that live to the end of the reading and form no
         # cycles: a collection meanwhile frees nothing, yet a full one traverses the whole
         # heap (a tenth of a second in a test session), so reading would not stay linear.
+        # Under threaded workers two readings may overlap: the one that switched the collector
+        # off switches it on again, so at worst a reading runs with it on, never left off.
         gc.disable()
         try:
             return self._read(text, truncated, section)

@@ -81,7 +81,10 @@ def _refuse(code: str) -> Response:
     # A fixed code in a checked field: the message's details (an issuer, a kid, the audience)
     # are the client's words, which the log formatter would withhold, telling an operator
     # nothing; the code says which check failed and carries nothing the client chose.
-    log.info("authentication refused", extra={"reason": code, "path": request.path[:200]})
+    # The route template, never the path as sent: a path can carry whatever the client put
+    # in it (a name, a BSN), and the template says as much to an operator.
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    log.info("authentication refused", extra={"reason": code, "endpoint": endpoint})
     response = json_response(UNAUTHORIZED, 401)
     response.headers["WWW-Authenticate"] = "Bearer"
     response.headers["Cache-Control"] = "no-store"

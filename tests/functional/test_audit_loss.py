@@ -225,3 +225,23 @@ def test_the_migration_merges_rows_a_retried_call_stored_twice(audit_url):
     assert [(r["id"], r["consult_id"]) for r in rows] == [(new_id, retry.values["consult_id"])]
     assert rows[0]["response"] == "overridden"  # the retried row took the earlier response
     assert [f["evaluation_id"] for f in table_rows(audit_url, feedback)] == [new_id]
+
+
+def test_a_stopping_worker_flushes_the_spool_into_the_database(tmp_path: Path):
+    """Rows spooled in a burst are replayed when the worker stops (gunicorn's worker_exit)."""
+    from types import SimpleNamespace
+
+    from cds_service.observability import gunicorn_conf
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    spool = Spool(tmp_path / "spool.jsonl")
+    consults = [f"00000000-0000-4000-8000-00000000001{n}" for n in range(3)]
+    spool.append([_row(consult, f"h-{n}") for n, consult in enumerate(consults)])
+    app = create_app(
+        Settings(env="test", auth_enabled=False, database_url=url, audit_spool=spool.path)
+    )
+    gunicorn_conf.worker_exit(None, SimpleNamespace(wsgi=app))
+    stored = {row["consult_id"] for row in table_rows(url, evaluation)}
+    assert stored == set(consults)
+    assert not spool.pending()
+    app.extensions["cds_audit"].store.engine.dispose()

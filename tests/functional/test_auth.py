@@ -465,6 +465,21 @@ def test_a_replayed_jti_and_a_missing_token_are_logged_by_their_codes(client, wo
     assert codes == ["replayed-jti", "no-bearer-token"]
 
 
+def test_a_refusal_logs_the_route_template_never_the_path_as_sent(client, world):
+    from flask.testing import FlaskClient
+
+    plain = FlaskClient(client.application)  # an undocumented path, on purpose
+
+    def send() -> None:
+        assert_refused(plain.get("/cds-services/Gerritdina-Zwanenburg-BSN123456782"))
+        assert_refused(client.post(SELECT, json=sample_request()))
+
+    lines = _refusals(client, world, send)
+    assert [line.get("endpoint") for line in lines] == ["unmatched", "/cds-services/<service_id>"]
+    assert "Zwanenburg" not in str(lines) and "123456782" not in str(lines)
+    assert all("path" not in line for line in lines)
+
+
 # -- the CDS Hooks Sandbox recipe (README "Trusting the CDS Hooks Sandbox") ------------------------
 
 

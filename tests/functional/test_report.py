@@ -305,6 +305,33 @@ def test_http_report_needs_the_token(report_client, headers):
         assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
+def test_wrong_report_tokens_are_throttled_per_address(report_client):
+    """Ten wrong tokens a minute, then 429 with Retry-After, even for the right token."""
+    wrong = {"Authorization": "Bearer wrong-token-wrong-token"}
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    for _ in range(10):
+        assert (
+            report_client.get(f"/reports/avoided-scans?{QUERY}", headers=wrong).status_code == 401
+        )
+    for headers in (wrong, right):
+        response = report_client.get(f"/reports/avoided-scans.html?{QUERY}", headers=headers)
+        assert response.status_code == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert response.get_json()["issue"][0]["code"] == "throttled"
+    elsewhere = report_client.get(
+        f"/reports/avoided-scans?{QUERY}", headers=right, environ_base={"REMOTE_ADDR": "10.9.8.7"}
+    )
+    assert elsewhere.status_code == 200
+
+
+def test_right_report_tokens_are_never_throttled(report_client):
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    for _ in range(15):
+        assert (
+            report_client.get(f"/reports/avoided-scans?{QUERY}", headers=right).status_code == 200
+        )
+
+
 def test_http_report_is_disabled_without_a_configured_token(audit_client):
     response = audit_client.get(
         f"/reports/avoided-scans?{QUERY}", headers={"Authorization": "Bearer x"}

@@ -6,13 +6,14 @@ import hmac
 import logging
 from datetime import date
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.reports.figures import GROUPINGS, Period
 from cds_service.audit.reports.run import build_report
 from cds_service.audit.service import current_audit
-from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable
+from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable, TooManyAttempts
+from cds_service.security.throttle import FailureThrottle
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 log = logging.getLogger(__name__)
@@ -25,15 +26,33 @@ class Unauthorised(CdsError):
     issue_code = "login"
 
 
+def _throttle() -> FailureThrottle:
+    # One per app (so per worker process): a guesser gets FAILURES_ALLOWED tries a minute per
+    # address and worker, which against a long random token is no chance at all.
+    return current_app.extensions.setdefault("report_token_throttle", FailureThrottle())
+
+
 def _check_token() -> None:
     expected = current_audit().settings.report_token
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not expected:
         raise Unauthorised("reports are disabled: CDS_REPORT_TOKEN is not set")
+    client = request.remote_addr or "unknown"
+    throttle = _throttle()
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        # Refused before the token is even compared, so a right guess now tells nothing.
+        log.warning("report token refused: too many failures", extra={"reason": "throttled"})
+        raise TooManyAttempts(
+            f"too many failed report tokens from this address: try again in {wait} s",
+            retry_after=wait,
+            expression="Authorization",
+        )
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         _header_bytes(token.strip()), expected.encode("utf-8")
     ):
+        throttle.record_failure(client)
         raise Unauthorised("a valid bearer token is required", expression="Authorization")
 
 
@@ -81,6 +100,15 @@ def _unauthorised(error: Unauthorised) -> Response:
 
     response = json_response(error.to_operation_outcome(), error.status)
     response.headers["WWW-Authenticate"] = 'Bearer realm="reports"'
+    return response
+
+
+@bp.errorhandler(TooManyAttempts)
+def _throttled(error: TooManyAttempts) -> Response:
+    from cds_service.hooks.routes import json_response
+
+    response = json_response(error.to_operation_outcome(), error.status)
+    response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
