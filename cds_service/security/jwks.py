@@ -93,7 +93,10 @@ class JwksCache:
         """The key with this kid at this JWKS URL, fetching or refreshing when allowed."""
         with self._entries_lock:
             entry = self._entries.setdefault(url, _Entry())
-        if self._wants_fetch(entry, kid):
+        if kid not in entry.keys or self._wants_fetch(entry, kid):
+            # Taken also when no fetch is due, so that a call whose kid is not known yet waits
+            # for a fetch another thread is making (at most its timeout) instead of being
+            # refused while the keys are on their way: the first calls after a start.
             with entry.lock:
                 if self._wants_fetch(entry, kid):  # another thread may just have fetched
                     self._refresh(url, entry)

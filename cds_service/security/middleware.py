@@ -10,6 +10,7 @@ their own token) are not checked here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -41,6 +42,13 @@ class Authenticator:
         self.jwks = JwksCache()
         self.replay = ReplayCache(_audit_engine)
 
+    def answered(self, response: Response) -> Response:
+        """after_request: the call has its answer, so its token can no longer be retried."""
+        seen = g.pop("cds_token_seen", None)
+        if seen is not None:
+            self.replay.answered(*seen)
+        return response
+
     def check(self) -> Response | None:
         """before_request: None lets the call through, a response refuses it."""
         path = request.path
@@ -64,12 +72,28 @@ class Authenticator:
         except AuthFailure as failure:
             return _refuse(failure.code)
         expires_at = verified.exp + self.settings.jwt_leeway_seconds
-        if not self.replay.first_use(verified.iss, verified.jti, expires_at):
+        digest = _request_digest(verified.jti)
+        if not self.replay.first_use(verified.iss, verified.jti, expires_at, digest):
             return _refuse("replayed-jti")
+        g.cds_token_seen = (verified.iss, verified.jti)
         g.cds_client_iss = verified.iss
         g.cds_tenant = verified.tenant  # the token's tenant claim (None without one)
         g.cds_tenant_listed = verified.tenant_listed
         return None
+
+
+def _request_digest(jti: str) -> str | None:
+    """A keyed digest of this request (method, path, body), binding the token to it.
+
+    Keyed with the pseudonym key, so the replay table holds nothing that could be matched
+    against a guessed request; None (no retry allowed) when no key is configured.
+    """
+    pseudonym = getattr(current_app.extensions.get("cds_audit"), "pseudonym", None)
+    if pseudonym is None:
+        return None
+    # The body is read (and kept for the route) within the request size limit.
+    body = hashlib.sha256(request.get_data(cache=True)).hexdigest()
+    return pseudonym("jwt-request", f"{jti}\x1f{request.method}\x1f{request.path}\x1f{body}")
 
 
 def _audit_engine() -> Engine:
@@ -112,4 +136,5 @@ def init_auth(app: Flask, settings: Settings) -> Authenticator | None:
     )
     app.extensions["cds_auth"] = auth
     app.before_request(auth.check)
+    app.after_request(auth.answered)
     return auth

@@ -71,3 +71,55 @@ def entrypoint_server(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+class ServiceProcess:
+    """One service instance started by the entrypoint on a fixed port, to kill and restart."""
+
+    def __init__(self, port: int, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = {
+            **os.environ,
+            "CDS_HOST": "127.0.0.1",
+            "CDS_PORT": str(port),
+            "CDS_WORKERS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **env,
+        }
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the entrypoint and wait until /readyz answers 200."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
+                ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still starting
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("instance did not start: " + self.log_path.read_text()[-2000:])
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (master and workers), as a crash would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (gunicorn's graceful stop) and wait for the process to end."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)

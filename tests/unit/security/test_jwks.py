@@ -101,3 +101,26 @@ def test_symmetric_and_unusable_keys_are_skipped(stub, cache):
     stub.add("k", {"keys": keys}, content_type=J)
     assert cache.key(stub.url("k"), "r") is not None
     assert all(cache.key(stub.url("k"), kid) is None for kid in ("h", "broken", "enc"))
+
+
+def test_calls_arriving_while_the_first_fetch_runs_wait_for_its_keys(stub, cache):
+    """After a start, every call of the first burst gets the key; none is refused meanwhile."""
+    import threading
+
+    key = new_key("ES384", "a")
+    stub.add("slow", jwks(key), content_type=J, delay=0.3)
+    found: list[str | None] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        got = cache.key(stub.url("slow"), "a")
+        with lock:
+            found.append(got.kid if got is not None else None)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert found == ["a"] * 8
+    assert len(stub.requests_to("slow")) == 1

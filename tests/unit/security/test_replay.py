@@ -68,3 +68,27 @@ def test_database_down_falls_back_to_memory(tmp_path, caplog):
     assert not cache.first_use("https://a", "j1", 1_800_000_100)
     assert "using memory" in caplog.text
     engine.dispose()
+
+
+def test_the_same_request_before_its_answer_is_a_retry_on_any_instance(store):
+    """A balancer resending an unanswered call (its instance died) gets through; nothing else."""
+    first, second = (ReplayCache(lambda: store.engine, clock=Clock()) for _ in range(2))
+    assert first.first_use("https://a", "j1", 1_800_000_100, "digest-1")
+    assert second.first_use("https://a", "j1", 1_800_000_100, "digest-1")  # the retry
+    assert not second.first_use("https://a", "j1", 1_800_000_100, "digest-2")  # another body
+    assert not second.first_use("https://a", "j1", 1_800_000_100)  # no digest: no retry
+    first.answered("https://a", "j1")
+    assert not second.first_use("https://a", "j1", 1_800_000_100, "digest-1")  # now a replay
+    assert not first.first_use("https://a", "j1", 1_800_000_100, "digest-1")
+
+
+def test_without_a_database_the_retry_rule_holds_in_memory(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    store = AuditStore.from_url(f"sqlite:///{blocker / 'audit.db'}")
+    cache = ReplayCache(lambda: store.engine, clock=Clock())
+    assert cache.first_use("https://a", "j1", 1_800_000_100, "d")
+    assert cache.first_use("https://a", "j1", 1_800_000_100, "d")
+    cache.answered("https://a", "j1")
+    assert not cache.first_use("https://a", "j1", 1_800_000_100, "d")
+    store.engine.dispose()
