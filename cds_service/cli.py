@@ -115,6 +115,39 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_purge(args: argparse.Namespace) -> int:
+    from cds_service.audit.retention import purge
+    from cds_service.audit.store import AuditStore
+    from cds_service.config import MIN_RETENTION_DAYS, load_settings
+    from cds_service.errors import ConfigError
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    days = settings.audit_retention_days if args.older_than_days is None else args.older_than_days
+    if days < MIN_RETENTION_DAYS:
+        print(f"--older-than-days must be at least {MIN_RETENTION_DAYS}", file=sys.stderr)
+        return 2
+    store = AuditStore.from_url(args.database_url or settings.database_url)
+    try:
+        store.upgrade()
+        result = purge(store.engine, days, dry_run=args.dry_run)
+    except Exception as exc:  # a failed batch leaves the rows it did not reach: run it again
+        print(f"purge failed ({type(exc).__name__}); run it again to go on", file=sys.stderr)
+        return 1
+    finally:
+        store.engine.dispose()
+    verb = "would delete" if result.dry_run else "deleted"
+    print(
+        f"{verb} {result.evaluations} evaluations recorded before "
+        f"{result.cutoff.date().isoformat()} ({days} days), with {result.feedback} feedback "
+        f"and {result.suggestions} suggestion rows, and {result.replay_tokens} expired jti rows"
+    )
+    return 0
+
+
 def _audit_replay(_: argparse.Namespace) -> int:
     from cds_service.audit.service import spool_path
     from cds_service.audit.spool import Spool
@@ -327,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")
     upgrade.add_argument("--database-url", help="default: CDS_DATABASE_URL")
     upgrade.set_defaults(func=_db_upgrade)
+    purge = db_commands.add_parser(
+        "purge", help="delete audit rows older than the retention period (CDS_AUDIT_RETENTION_DAYS)"
+    )
+    purge.add_argument("--older-than-days", type=int, help="default: CDS_AUDIT_RETENTION_DAYS")
+    purge.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    purge.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    purge.set_defaults(func=_db_purge)
     audit = commands.add_parser("audit", help="audit store maintenance")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     replay = audit_commands.add_parser(

@@ -99,6 +99,10 @@ class Settings:
     max_response_bytes: int = 10 * 1024 * 1024
     # Silent pilot (issue 16): "shadow" answers every hook call with no cards and no actions.
     mode: str = "live"
+    # What `cds-service db purge` keeps: ten years unless the organisation's records policy
+    # says otherwise; at least 400 days, so a year's report can still be compared with the
+    # one before and a missed alarm looked back on.
+    audit_retention_days: int = 3653
 
     @property
     def is_development(self) -> bool:
@@ -140,6 +144,8 @@ def _per_modality(value: str) -> dict[str, float]:
     return found
 
 
+MIN_RETENTION_DAYS = 400
+
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_ENV": ("env", str),
     "CDS_HOST": ("host", str),
@@ -177,6 +183,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CDS_MAX_DRAFT_ORDERS_BYTES": ("max_draft_orders_bytes", int),
     "CDS_MAX_RESPONSE_BYTES": ("max_response_bytes", int),
     "CDS_MODE": ("mode", lambda v: v.strip().lower()),
+    "CDS_AUDIT_RETENTION_DAYS": ("audit_retention_days", int),
 }
 
 
@@ -219,6 +226,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"CDS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     if settings.mode not in MODES:
         raise ConfigError(f"CDS_MODE must be one of {', '.join(MODES)}, not {settings.mode!r}")
+    if settings.audit_retention_days < MIN_RETENTION_DAYS:
+        raise ConfigError(f"CDS_AUDIT_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS}")
     if not 0 < settings.port < 65536:
         raise ConfigError("CDS_PORT must be between 1 and 65535")
     if settings.max_request_bytes < 1024:
