@@ -22,6 +22,7 @@ from cds_service.hooks.routes import json_response
 from cds_service.observability.logs import configure_logging
 from cds_service.observability.metrics import metered_session
 from cds_service.observability.web import init_observability
+from cds_service.openapi_document import served_document
 from cds_service.rules.knowledge import load_knowledge
 from cds_service.runtime import Runtime
 from cds_service.security import init_auth
@@ -71,8 +72,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/openapi.yaml")
     def openapi() -> Response:
         """The OpenAPI 3.1 description of this service."""
-        # Bytes, not send_file: a file handle left to the garbage collector warns in tests.
-        return Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")
+        # Self-contained (the schemas bundled in) and naming this deployment's address.
+        body = served_document(OPENAPI_PATH, settings.public_base_url)
+        return Response(body, mimetype="application/yaml")
 
     return app
 

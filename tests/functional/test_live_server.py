@@ -83,3 +83,13 @@ def test_dockerfile_runs_the_tested_entrypoint_as_non_root():
     assert 'ENTRYPOINT ["/app/entrypoint.sh"]' in dockerfile
     assert "COPY openapi.yaml docker/entrypoint.sh ./" in dockerfile
     assert "\nUSER cds\n" in dockerfile and "HEALTHCHECK" in dockerfile
+
+
+def test_the_openapi_document_validates_from_its_url(live_server):
+    """Fetched over HTTP from the running service, as an integrator would."""
+    from tests.functional.test_openapi_document import check_served_document
+
+    response = requests.get(live_server + "/openapi.yaml", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/yaml")
+    check_served_document(response.text, live_server)
