@@ -5,6 +5,12 @@
 # to be read and answered (observability/worker.py), so slow clients cannot hold it.
 set -eu
 export CDS_REQUEST_DEADLINE_SECONDS="${CDS_REQUEST_DEADLINE_SECONDS:-15}"
+# /metrics adds up all workers only in prometheus_client's multiprocess mode: without a
+# directory given, each start gets a fresh one of its own (gunicorn_conf.py empties it).
+if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  PROMETHEUS_MULTIPROC_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cds-metrics.XXXXXX")"
+  export PROMETHEUS_MULTIPROC_DIR
+fi
 exec gunicorn \
   --bind "${CDS_HOST:-0.0.0.0}:${CDS_PORT:-8080}" \
   --workers "${CDS_WORKERS:-2}" \

@@ -88,22 +88,49 @@ def test_content_length_over_the_limit_is_413_before_reading(server):
 
 
 def test_metrics_add_up_all_workers(server):
-    base = server["base"]
-    with requests.Session() as session:
-        for _ in range(30):
-            assert session.get(f"{base}/healthz", timeout=5).status_code == 200
+    _assert_metrics_add_up(server["base"])
+
+
+def test_metrics_add_up_all_workers_without_a_multiprocess_directory_given(tmp_path):
+    """The entrypoint makes one of its own: two workers are counted right by default."""
+    import os
+
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        "CDS_WORKERS": "2",
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "TMPDIR": str(scratch),
+    }
+    with entrypoint_server(env, stderr_path=tmp_path / "stderr.log") as base:
+        _assert_metrics_add_up(base)
+        # prometheus_client's multiprocess files: the workers count into one directory.
+        (made,) = scratch.glob("cds-metrics.*")
+        assert list(made.glob("*.db"))
+
+
+def _assert_metrics_add_up(base: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    close = {"Connection": "close"}  # a new connection each time, and many at once:
+    with ThreadPoolExecutor(8) as pool:  # an idle gunicorn lets one worker take them all
+
+        def get(path: str) -> requests.Response:
+            return requests.get(f"{base}{path}", timeout=5, headers=close)
+
+        assert {r.status_code for r in pool.map(get, ["/healthz"] * 60)} == {200}
+        scrapes = [r.text for r in pool.map(get, ["/metrics"] * 16)]
     # Each scrape may land on either worker; each must report the sum of both.
     counts = set()
-    for _ in range(4):
-        # A new connection each time, so the two workers both get to answer.
-        text = requests.get(f"{base}/metrics", timeout=5, headers={"Connection": "close"}).text
+    for text in scrapes:
         for line in text.splitlines():
             if line.startswith("cds_http_request_duration_seconds_count{") and (
                 'endpoint="/healthz"' in line and 'status="200"' in line
             ):
                 counts.add(float(line.rsplit(" ", 1)[1]))
     assert len(counts) == 1
-    assert counts.pop() >= 31  # 30 here plus the start-up probe(s)
+    assert counts.pop() >= 61  # 60 here plus the start-up probe(s)
 
 
 def test_every_log_line_is_json(server):
