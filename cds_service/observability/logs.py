@@ -42,6 +42,11 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)?")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
 _LONG_MIXED = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[A-Za-z])[^ ]{20,}")
 _PATH = re.compile(r"/[A-Za-z0-9_.\-/<>]{0,120}")
+# A bound address and nothing more: scheme, host or IP, port; no path, no query.
+_LISTEN_ADDRESS = re.compile(
+    r"https?://(?:[A-Za-z0-9.\-]{1,64}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}"
+    r"(?:,https?://(?:[A-Za-z0-9.\-]{1,64}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}){0,7}"
+)
 
 
 def _is_tokenish(text: str) -> bool:
@@ -62,7 +67,10 @@ def _safe_arg(value: Any) -> Any:
         value = value.value
         if isinstance(value, int | float):
             return value
-    return safe_text(value if isinstance(value, str) else str(value))
+    text = value if isinstance(value, str) else str(value)
+    if _LISTEN_ADDRESS.fullmatch(text):
+        return text  # gunicorn's "Listening at: …": an operator needs it, and it names no one
+    return safe_text(text)
 
 
 def _code(value: Any) -> Any:

@@ -173,3 +173,25 @@ def test_unlisted_extra_fields_are_dropped_and_listed_ones_checked():
     assert "patient_name" not in line
     assert line["hook_instance"] == "[withheld]"
     assert line["decisions"] == ["urgent", "[withheld]"]
+
+
+def test_the_listening_address_is_shown_but_no_url_with_a_path():
+    """gunicorn's start-up line names where it listens; any other URL stays withheld."""
+    formatter = JsonFormatter()
+
+    def line(*args: object) -> str:
+        record = logging.LogRecord(
+            "gunicorn.error", logging.INFO, "", 0, "Listening at: %s (%s)", args, None
+        )
+        return json.loads(formatter.format(record))["message"]
+
+    assert line("http://127.0.0.1:8080", 41) == "Listening at: http://127.0.0.1:8080 (41)"
+    assert line("http://[::1]:8080,http://10.0.0.5:8080", 7).startswith(
+        "Listening at: http://[::1]"
+    )
+    for url in (
+        "http://fhir.example/Patient/123",
+        "http://ehr:80/?name=Zwanenburg",
+        f"http://{NAME}:1",
+    ):
+        assert line(url, 1) == "Listening at: [withheld] (1)"
