@@ -44,18 +44,18 @@ def purge(
     expired = jwt_replay.c.expires_at < int(now.timestamp())
     if dry_run:
         with engine.connect() as connection:
-            ids = select(evaluation.c.id).where(old)
+            old_ids = select(evaluation.c.id).where(old)
             counts = [
                 connection.scalar(select(func.count()).select_from(evaluation).where(old)),
                 connection.scalar(
                     select(func.count())
                     .select_from(feedback)
-                    .where(feedback.c.evaluation_id.in_(ids))
+                    .where(feedback.c.evaluation_id.in_(old_ids))
                 ),
                 connection.scalar(
                     select(func.count())
                     .select_from(suggestion)
-                    .where(suggestion.c.evaluation_id.in_(ids))
+                    .where(suggestion.c.evaluation_id.in_(old_ids))
                 ),
                 connection.scalar(select(func.count()).select_from(jwt_replay).where(expired)),
             ]
@@ -63,7 +63,7 @@ def purge(
     totals = [0, 0, 0]
     while True:
         with engine.begin() as connection:
-            ids = list(
+            ids: list[int] = list(
                 connection.scalars(
                     select(evaluation.c.id).where(old).order_by(evaluation.c.ts).limit(batch_rows)
                 )
