@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from cds_service.cards.render import (
+from cds_service.cards.catalogue import (
     LANGUAGES,
     VARIANTS,
     Catalogue,

@@ -1,70 +1,93 @@
 """Turns a Decision into a CDS Hooks card in Dutch or English, from the templates in cards/.
 
-Everything a card says is data in cards/*.yaml (see cards/README.md); this module only picks
-the texts, fills in the variables (Jinja2 in strict mode: a missing variable is an error) and
-assembles the card: summary, Markdown detail, suggestions, override reasons and links.
+Everything a card says is data in cards/*.yaml (see cards/README.md, loaded and checked by
+cards/catalogue.py); this module picks the texts, fills in the variables and assembles the
+card: summary, Markdown detail, suggestions (cards/suggestions.py), override reasons and links.
+
+The detail reads in the order a clinician needs it: one lead line (decision and why), the
+decisive findings in words with their dates and sources (cards/evidence.py), what to do now,
+a short script for the patient with a link to the full patient page, and last, under its own
+heading, every check as "found / not found / not known".
 """
 
 from __future__ import annotations
 
 import math
-import re
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import yaml
-from jinja2 import Environment, StrictUndefined, Template, TemplateError
+from cds_service.cards.catalogue import (
+    INDICATORS,
+    LANGUAGES,
+    SUMMARY_LIMIT,
+    VARIANTS,
+    CardTemplate,
+    Catalogue,
+    age_sentence,
+    apply_variant,
+    check_catalogue,
+    decade_of,
+    load_catalogue,
+    patient_text,
+    patient_variables,
+    term_key,
+    terms_for,
+)
+from cds_service.cards.evidence import EvidenceNames
+from cds_service.cards.suggestions import (
+    mri_order,
+    mri_suggestions,
+    not_indicated_suggestions,
+    override_reasons,
+    therapy_referral,
+)
+from cds_service.rules.model import CriterionResult, Decision, Outcome, PatientFacts, Status
 
-from cds_service.errors import RuleDataError
-from cds_service.rules.model import Decision, Modality, Outcome, PatientFacts, Status
+__all__ = [
+    "INDICATORS",
+    "LANGUAGES",
+    "SUMMARY_LIMIT",
+    "VARIANTS",
+    "CardContext",
+    "Catalogue",
+    "age_sentence",
+    "all_checks_heading",
+    "apply_variant",
+    "check_catalogue",
+    "decade_of",
+    "headline_reason",
+    "load_catalogue",
+    "mri_order",
+    "order_label",
+    "override_reasons",
+    "patient_page_url",
+    "patient_text",
+    "patient_variables",
+    "render_card",
+    "term_key",
+    "terms_for",
+    "therapy_referral",
+]
 
-LANGUAGES = ("nl", "en")
-VARIANTS = ("nl-BE",)
-INDICATORS = {
-    Outcome.URGENT: "critical",
-    Outcome.INDICATED: "info",
-    Outcome.NOT_INDICATED: "warning",
-    Outcome.INSUFFICIENT_DATA: "info",
-    Outcome.OUT_OF_POPULATION: "info",
-}
 DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
-STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.UNKNOWN: "?"}
-DATA_CHECKS = frozenset({"neuro-exam-missing", "outcome-scores-missing", "no-episode-data"})
-SUMMARY_LIMIT = 139
-# References listed per criterion: a record can cite thousands (every back-pain consult); the
-# card shows the first ones and how many more, the decisions extension lists more.
-CARD_EVIDENCE_REFS = 10
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 PATIENT_PAGE_PATH = "/patient-info"
-SNOMED = "http://snomed.info/sct"
-# The referral the "replace" suggestion creates: SNOMED CT 91251008 |Physical therapy procedure|.
-THERAPY_CODE = {"system": SNOMED, "code": "91251008", "display": "Physical therapy procedure"}
-# A lumbar MRI order, coded as mappings/valuesets/lumbar-mri.csv recognises it (codes only:
-# CPT descriptors are not ours to ship).
-MRI_CODES = (
-    {"system": "http://www.ama-assn.org/go/cpt", "code": "72148"},
-    {"system": SNOMED, "code": "41333006"},
-)
-MRI_SUGGESTION_TEXTS = ("label", "delete", "create", "code_text")
+PATIENT_LINK_LABEL = "patient-page"  # the Markdown reference of the patient page link
+# Records named per decisive criterion in the lead part of the card, and per line of "All
+# checks": a record can cite thousands (every back-pain consult); the decisions extension keeps
+# the references.
+CARD_EVIDENCE_GROUPS = 3
+CARE_EVIDENCE_GROUPS = 2
 # Reasons of failed-conservative-care that explain a long episode without an indication.
 CARE_GAP_REASONS = ("no-active-care", "passive-care-only", "active-care-too-short", "improved")
 CARE_GAP_MIN_WEEKS = 12
-
-_ENV = Environment(undefined=StrictUndefined, autoescape=False)  # noqa: S701 - Markdown, not HTML
-# The ASCII punctuation Markdown gives a meaning to (CommonMark allows a backslash before any
-# of it): escaped, EHR text opens no link, image, HTML tag, entity, emphasis or heading, and
-# ':', '.' and '@' escaped keep GitHub's bare autolinks (http://…, www.…, a@b) from forming.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&:@])")
-# Type/id, urn:uuid:…, a #fragment: nothing in these can open Markdown syntax mid-line, so the
-# trail stays readable (and searchable) as the references the decisions extension gives.
-_PLAIN_REFERENCE = re.compile(r"[A-Za-z][A-Za-z0-9/._:#-]{0,255}")
-
-Bilingual = Mapping[str, Template]
+# Criteria that cite a record for its back-pain episode: the record is named by the episode.
+EPISODE_CRITERIA = frozenset(
+    {"failed-conservative-care", "no-episode-data", "episode-onset-missing"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,247 +109,12 @@ class CardContext:
         return self.facts.age if self.facts is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class CardTemplate:
-    """One card kind: indicator, summary and detail, optional patient text and extras."""
-
-    kind: str
-    indicator: str
-    summary: Bilingual
-    detail: Bilingual
-    patient: Bilingual | None = None
-    patient_topic: str | None = None
-    texts: Mapping[str, Bilingual] = field(default_factory=dict)
+# --- small texts ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Catalogue:
-    """All card texts and labels, loaded and checked once at start-up."""
-
-    templates: Mapping[str, CardTemplate]
-    criteria: Mapping[str, Mapping[str, str]]
-    reasons: Mapping[str, Mapping[str, str]]
-    common: Mapping[str, Bilingual] = field(default_factory=dict)
-    patient_heading: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    variants: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    advice: Mapping[str, Bilingual] = field(default_factory=dict)
-    mri_suggestion: Mapping[str, Bilingual] = field(default_factory=dict)
-    modalities: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    # the service's own short name of each order in each language ("MRI LWK", "Lumbar MRI")
-    order_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    checklist: Mapping[str, Bilingual] = field(default_factory=dict)
-    override_reasons: tuple[Mapping[str, Any], ...] = ()
-    age_figures: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
-    patient_page: Mapping[str, Any] = field(default_factory=dict)
-
-    def criterion_label(self, criterion_id: str, language: str) -> str:
-        """The clinician-facing name of a criterion id."""
-        return self.criteria.get(criterion_id, {}).get(language, criterion_id)
-
-    def reason_label(self, reason: str, criterion_id: str, language: str) -> str:
-        """The clinician-facing name of a reason code, falling back to its criterion."""
-        label = self.reasons.get(reason, {}).get(language)
-        return label or self.criterion_label(criterion_id, language)
-
-    def topics(self) -> tuple[str, ...]:
-        """The patient page topics."""
-        return tuple(self.patient_page.get("topics", {}))
-
-
-# --- loading --------------------------------------------------------------------------------
-
-
-def _bilingual(data: Any, where: str) -> dict[str, str]:
-    if not isinstance(data, Mapping) or any(
-        not isinstance(data.get(lang), str) or not data[lang].strip() for lang in LANGUAGES
-    ):
-        raise RuleDataError(f"{where}: needs non-empty 'nl' and 'en' texts")
-    return {lang: data[lang] for lang in LANGUAGES}
-
-
-def _compile(data: Any, where: str) -> dict[str, Template]:
-    try:
-        return {k: _ENV.from_string(v) for k, v in _bilingual(data, where).items()}
-    except TemplateError as exc:
-        raise RuleDataError(f"{where}: {exc}") from exc
-
-
-def _yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise RuleDataError(f"{path}: missing card data file")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise RuleDataError(f"{path}: must be a mapping")
-    return data
-
-
-def _template(outcome: Outcome, data: dict[str, Any], path: Path) -> CardTemplate:
-    if data.get("indicator") != INDICATORS[outcome]:
-        raise RuleDataError(f"{path}: indicator must be {INDICATORS[outcome]}")
-    texts: dict[str, Bilingual] = {}
-    for name in ("main_reason",):
-        for key, value in (data.get(name) or {}).items():
-            texts[f"{name}.{key}"] = _compile(value, f"{path}: {name}.{key}")
-    for name, suggestion in (data.get("suggestions") or {}).items():
-        for key, value in suggestion.items():
-            texts[f"suggestions.{name}.{key}"] = _compile(value, f"{path}: {name}.{key}")
-    patient = data.get("patient")
-    return CardTemplate(
-        kind=outcome.value,
-        indicator=data["indicator"],
-        summary=_compile(data.get("summary"), f"{path}: summary"),
-        detail=_compile(data.get("detail"), f"{path}: detail"),
-        patient=_compile(patient, f"{path}: patient") if patient is not None else None,
-        patient_topic=data.get("patient_topic"),
-        texts=texts,
-    )
-
-
-def _load_override_reasons(path: Path) -> tuple[Mapping[str, Any], ...]:
-    data = _yaml(path)
-    systems = data.get("systems") or {}
-    reasons = []
-    for index, entry in enumerate(data.get("reasons") or []):
-        where = f"{path}: reasons[{index}]"
-        system = systems.get(entry.get("system"))
-        if not system or not entry.get("code"):
-            raise RuleDataError(f"{where}: needs a known system and a code")
-        reasons.append(
-            {
-                "system": system,
-                "code": entry["code"],
-                "display": _bilingual(entry.get("display"), f"{where}.display"),
-            }
-        )
-    if not reasons:
-        raise RuleDataError(f"{path}: no override reasons")
-    return tuple(reasons)
-
-
-def _load_patient_page(path: Path) -> dict[str, Any]:
-    data = _yaml(path)
-    page: dict[str, Any] = {
-        "page_title": _compile(data.get("page_title"), f"{path}: page_title"),
-        "footer": _compile(data.get("footer"), f"{path}: footer"),
-        "icon_array": _compile(data.get("icon_array"), f"{path}: icon_array"),
-        "more_info": _compile(data.get("more_info"), f"{path}: more_info"),
-        "more_info_url": _compile(data.get("more_info_url"), f"{path}: more_info_url"),
-        "topics": {},
-    }
-    for topic, content in (data.get("topics") or {}).items():
-        where = f"{path}: topics.{topic}"
-        sections = [
-            {
-                "heading": _compile(s.get("heading"), f"{where}.sections[{i}].heading"),
-                "body": _compile(s.get("body"), f"{where}.sections[{i}].body"),
-            }
-            for i, s in enumerate(content.get("sections") or [])
-        ]
-        if not sections:
-            raise RuleDataError(f"{where}: needs sections")
-        page["topics"][topic] = {
-            "title": _compile(content.get("title"), f"{where}.title"),
-            "sections": sections,
-        }
-    return page
-
-
-@cache
-def load_catalogue(cards_dir: Path) -> Catalogue:
-    """Load cards/*.yaml and check them: a gap or a template error stops the service."""
-    cards_dir = Path(cards_dir)
-    templates = {
-        outcome.value: _template(outcome, _yaml(cards_dir / f"{outcome.value}.yaml"), cards_dir)
-        for outcome in Outcome
-    }
-    labels_path = cards_dir / "criteria.yaml"
-    labels = _yaml(labels_path)
-    criteria = {
-        k: _bilingual(v, f"{labels_path}: criteria.{k}")
-        for k, v in (labels.get("criteria") or {}).items()
-    }
-    reasons = {
-        k: _bilingual(v, f"{labels_path}: reasons.{k}")
-        for k, v in (labels.get("reasons") or {}).items()
-    }
-    common_path = cards_dir / "common.yaml"
-    common_data = _yaml(common_path)
-    common = {
-        key: _compile(common_data.get(key), f"{common_path}: {key}")
-        for key in (
-            "source_label",
-            "patient_link",
-            "no_evidence",
-            "no_indication",
-            "duration",
-            "safety_net",
-            "age_group",
-            "age_sentence",
-            "age_sentence_no_age",
-        )
-    }
-    headings = {
-        kind: _bilingual(v, f"{common_path}: patient_heading.{kind}")
-        for kind, v in (common_data.get("patient_heading") or {}).items()
-    }
-    terms = {}
-    for key, value in (common_data.get("terms") or {}).items():
-        terms[key] = {**_bilingual(value, f"{common_path}: terms.{key}"), **value}
-    variants = {k: dict(v) for k, v in (common_data.get("variants") or {}).items()}
-    figures = {
-        key: {int(decade): int(share) for decade, share in entry["by_decade"].items()}
-        for key, entry in (common_data.get("age_figures") or {}).items()
-    }
-    advice_path = cards_dir / "modality-advice.yaml"
-    advice_data = _yaml(advice_path)
-    advice = {
-        k: _compile(v, f"{advice_path}: advice.{k}")
-        for k, v in (advice_data.get("advice") or {}).items()
-    }
-    modalities = {
-        k: _bilingual(v, f"{advice_path}: modalities.{k}")
-        for k, v in (advice_data.get("modalities") or {}).items()
-    }
-    order_labels = {
-        k: _bilingual(v, f"{advice_path}: order_labels.{k}")
-        for k, v in (advice_data.get("order_labels") or {}).items()
-    }
-    missing_labels = {m.value for m in Modality} - set(order_labels)
-    if missing_labels:
-        raise RuleDataError(f"{advice_path}: order_labels needs {sorted(missing_labels)}")
-    mri_data = advice_data.get("mri_suggestion") or {}
-    mri_suggestion = {
-        key: _compile(mri_data.get(key), f"{advice_path}: mri_suggestion.{key}")
-        for key in MRI_SUGGESTION_TEXTS
-    }
-    insufficient_path = cards_dir / "insufficient-data.yaml"
-    checklist = {
-        k: _compile(v, f"{insufficient_path}: checklist.{k}")
-        for k, v in (_yaml(insufficient_path).get("checklist") or {}).items()
-    }
-    catalogue = Catalogue(
-        templates=templates,
-        criteria=criteria,
-        reasons=reasons,
-        common=common,
-        patient_heading=headings,
-        terms=terms,
-        variants=variants,
-        advice=advice,
-        mri_suggestion=mri_suggestion,
-        modalities=modalities,
-        order_labels=order_labels,
-        checklist=checklist,
-        override_reasons=_load_override_reasons(cards_dir / "override-reasons.yaml"),
-        age_figures=figures,
-        patient_page=_load_patient_page(cards_dir / "patient-page.yaml"),
-    )
-    check_catalogue(catalogue)
-    return catalogue
-
-
-# --- helpers ----------------------------------------------------------------------------------
+def all_checks_heading(catalogue: Catalogue, language: str) -> str:
+    """The Markdown heading of every card's last section, "All checks", in `language`."""
+    return f"### {catalogue.common['all_checks'][language].render().strip()}"
 
 
 def _fit(text: str) -> str:
@@ -342,72 +130,6 @@ def order_label(catalogue: Catalogue, decision: Decision, language: str) -> str:
     return catalogue.order_labels[decision.order.modality.value][language]
 
 
-def term_key(language: str, variant: str | None) -> str:
-    """The key into `terms`: the variant when it belongs to the language, else the language."""
-    return variant if variant and variant.split("-")[0] == language else language
-
-
-def terms_for(catalogue: Catalogue, language: str, variant: str | None) -> dict[str, str]:
-    """Variant-aware words (physio, emergency, ...) for templates."""
-    key = term_key(language, variant)
-    return {name: words.get(key, words[language]) for name, words in catalogue.terms.items()}
-
-
-def apply_variant(text: str, catalogue: Catalogue, language: str, variant: str | None) -> str:
-    """Replace words for a language variant (e.g. fysiotherapie -> kinesitherapie in nl-BE)."""
-    key = term_key(language, variant)
-    table = catalogue.variants.get(key) if key != language else None
-    if not table:
-        return text
-    stems = sorted(table, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in stems) + ")", re.IGNORECASE)
-
-    def swap(match: re.Match[str]) -> str:
-        found = match.group(1)
-        new = table[found.lower()]
-        return new[:1].upper() + new[1:] if found[:1].isupper() else new
-
-    return pattern.sub(swap, text)
-
-
-def decade_of(age: int) -> int:
-    """The WORDING.md table column for an age: its decade (floor), clamped to 20..80."""
-    return min(80, max(20, (age // 10) * 10))
-
-
-def age_sentence(catalogue: Catalogue, language: str, age: int | None) -> str:
-    """The age-specific figure sentence, or a sentence without numbers when age is unknown."""
-    if age is None or age < 0:
-        return catalogue.common["age_sentence_no_age"][language].render().strip()
-    decade = decade_of(age)
-    group = catalogue.common["age_group"][language].render(age=age, decade=decade).strip()
-    figures = {key: shares[decade] for key, shares in catalogue.age_figures.items()}
-    return catalogue.common["age_sentence"][language].render(age_group=group, **figures).strip()
-
-
-def patient_variables(
-    catalogue: Catalogue, language: str, age: int | None, variant: str | None
-) -> dict[str, Any]:
-    """Variables every patient-facing template may use."""
-    terms = terms_for(catalogue, language, variant)
-    return {
-        **terms,
-        "age_sentence": age_sentence(catalogue, language, age),
-        "safety_net": catalogue.common["safety_net"][language].render(**terms).strip(),
-    }
-
-
-def patient_text(
-    catalogue: Catalogue, kind: str, language: str, age: int | None, variant: str | None = None
-) -> str | None:
-    """The sentences offered to say to the patient for a card kind, or None if it has none."""
-    template = catalogue.templates[kind].patient
-    if template is None:
-        return None
-    text = template[language].render(patient_variables(catalogue, language, age, variant))
-    return apply_variant(text.strip(), catalogue, language, variant)
-
-
 def patient_page_url(
     base_url: str, language: str, variant: str | None, topic: str, age: int | None
 ) -> str:
@@ -418,61 +140,141 @@ def patient_page_url(
     return f"{base_url.rstrip('/')}{PATIENT_PAGE_PATH}?{urlencode(params)}"
 
 
-def markdown_text(value: str) -> str:
-    """EHR-supplied text as literal Markdown: one line, every special character escaped."""
-    # One line, so the text cannot start a block (heading, quote, list, code, HTML block).
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(value.split()))
+def _weeks(facts: PatientFacts | None) -> float | None:
+    return facts.episode_weeks if facts is not None else None
 
 
-def markdown_reference(reference: str) -> str:
-    """A FHIR reference for the card: as it is when it is plainly one, else escaped text."""
-    if _PLAIN_REFERENCE.fullmatch(reference) and "://" not in reference:
-        return reference
-    return markdown_text(reference)
+def _duration(catalogue: Catalogue, language: str, facts: PatientFacts | None) -> str | None:
+    weeks = _weeks(facts)
+    if weeks is None or weeks < 0:
+        return None
+    days = round(weeks * 7)
+    return catalogue.common["duration"][language].render(days=days, weeks=math.floor(weeks)).strip()
 
 
-def _ref_list(refs: Iterable[str]) -> str:
-    """The first CARD_EVIDENCE_REFS references, comma-separated, then "+N" for the rest."""
-    refs = list(refs)
-    shown = ", ".join(markdown_reference(ref) for ref in refs[:CARD_EVIDENCE_REFS])
-    more = len(refs) - CARD_EVIDENCE_REFS
-    return f"{shown}, +{more}" if more > 0 else shown
+def headline_reason(decision: Decision, catalogue: Catalogue, language: str) -> str:
+    """The one reason a summary names: the first decisive criterion, else 'no indication'."""
+    for criterion in decision.decisive:
+        return catalogue.reason_label(criterion.reason, criterion.id, language)
+    return catalogue.common["no_indication"][language].render()
 
 
-def _refs(refs: Iterable[str]) -> str:
-    listed = _ref_list(refs)
-    return f" ({listed})" if listed else ""
+def _care_gap(decision: Decision, facts: PatientFacts | None) -> CriterionResult | None:
+    """The failed-care criterion that explains a long episode without an indication."""
+    weeks = _weeks(facts)
+    if weeks is None or weeks < CARE_GAP_MIN_WEEKS:
+        return None
+    return next(
+        (
+            c
+            for c in decision.criteria
+            if c.id == "failed-conservative-care" and c.reason in CARE_GAP_REASONS
+        ),
+        None,
+    )
 
 
-def _checks(decision: Decision, catalogue: Catalogue, language: str, facts: Any) -> str:
-    """Every criterion checked, with its result and the FHIR references it used."""
+def _not_indicated_reason(
+    decision: Decision,
+    template: CardTemplate,
+    catalogue: Catalogue,
+    language: str,
+    facts: PatientFacts | None,
+) -> str:
+    if any(c.id == "repeat-imaging" for c in decision.decisive):
+        return template.texts["main_reason.prior-imaging"][language].render()
+    gap = _care_gap(decision, facts)
+    care = catalogue.reason_label(gap.reason, gap.id, language) if gap is not None else None
+    return template.texts["main_reason.default"][language].render(
+        duration=_duration(catalogue, language, facts), care=care
+    )
+
+
+# --- the findings and the checks, in words --------------------------------------------------------
+
+
+def _findings(
+    decision: Decision,
+    catalogue: Catalogue,
+    language: str,
+    facts: PatientFacts | None,
+    names: EvidenceNames,
+) -> str:
+    """The decisive findings, one line per criterion, named with dates and sources.
+
+    A not-indicated decision has nothing decisive but the episode (and prior imaging or the care
+    gap): its lines name what the "no" rests on.
+    """
+    lines = []
+    if decision.outcome is Outcome.NOT_INDICATED:
+        # the lead line gives the duration; this line says where the episode is recorded
+        refs = facts.episode_references if facts is not None else ()
+        shown = names.phrases(refs, CARD_EVIDENCE_GROUPS, episode=True)
+        if shown:
+            lines.append("; ".join(shown))
+        gap = _care_gap(decision, facts)
+        if gap is not None:
+            # the lead line names the care gap; here the care and scores it rests on
+            care = [ref for ref in gap.evidence if ref not in refs]
+            shown = names.phrases(care, CARE_EVIDENCE_GROUPS)
+            if shown:
+                lines.append("; ".join(shown))
+    for index, criterion in enumerate(decision.decisive):
+        shown = names.phrases(criterion.evidence, CARD_EVIDENCE_GROUPS)
+        refs_text = "; ".join(shown) or catalogue.common["no_evidence"][language].render()
+        # the lead line names the first decisive reason; any further one is named here
+        reason = catalogue.reason_label(criterion.reason, criterion.id, language)
+        lines.append(refs_text if index == 0 else f"{reason}: {refs_text}")
+    return "\n".join(f"- {line}" for line in lines) or "-"
+
+
+def _check_line(
+    criterion: CriterionResult, catalogue: Catalogue, language: str, names: EvidenceNames
+) -> str:
+    """One check as "<what it looked for>: found / not found / not known — why · sources"."""
+    checks = catalogue.checks
+    subject = checks.subjects.get(criterion.id, {}).get(language) or catalogue.criterion_label(
+        criterion.id, language
+    )
+    if criterion.reason in checks.not_needed:
+        result = "not-needed"
+    elif criterion.status is Status.UNKNOWN:
+        result = "unknown"
+    else:
+        # A data check is met when what it looked for (the examination, the episode) is missing.
+        found = (criterion.status is Status.MET) != (criterion.id in checks.inverted)
+        result = "found" if found else "not-found"
+    line = f"{subject}: {checks.results[result][language]}"
+    if criterion.reason not in checks.quiet:
+        reason = catalogue.reason_label(criterion.reason, criterion.id, language)
+        if reason != subject:
+            line += f" — {reason}"
+    episode = criterion.id in EPISODE_CRITERIA
+    shown = names.phrases(criterion.evidence, CARD_EVIDENCE_GROUPS, episode=episode)
+    if shown:
+        line += " · " + "; ".join(shown)
+    return line
+
+
+def _all_checks(
+    decision: Decision,
+    catalogue: Catalogue,
+    language: str,
+    facts: PatientFacts | None,
+    names: EvidenceNames,
+) -> str:
+    """Every criterion checked, in the engine's order, and the episode's duration first."""
     lines = []
     duration = _duration(catalogue, language, facts)
     if duration:
         refs = facts.episode_references if facts is not None else ()
-        lines.append(f"- ℹ {duration}{_refs(refs)}")
+        shown = names.phrases(refs, CARD_EVIDENCE_GROUPS, episode=True)
+        lines.append(" · ".join([duration, "; ".join(shown)]) if shown else duration)
     for criterion in decision.criteria:
         if criterion.id == "modality-advice":
-            continue
-        label = catalogue.criterion_label(criterion.id, language)
-        reason = catalogue.reason_label(criterion.reason, criterion.id, language)
-        if criterion.id in DATA_CHECKS and criterion.status is Status.NOT_MET:
-            # A data check that did not fire means the data was there: say so plainly.
-            lines.append(f"- ✔ {reason}{_refs(criterion.evidence)}")
-            continue
-        text = label if reason == label else f"{label}: {reason}"
-        lines.append(f"- {STATUS_MARK[criterion.status]} {text}{_refs(criterion.evidence)}")
-    return "\n".join(lines)
-
-
-def _evidence(decision: Decision, catalogue: Catalogue, language: str) -> str:
-    lines = []
-    for criterion in decision.decisive:
-        reason = catalogue.reason_label(criterion.reason, criterion.id, language)
-        refs = _ref_list(criterion.evidence)
-        refs = refs or catalogue.common["no_evidence"][language].render()
-        lines.append(f"- {reason}: {refs}")
-    return "\n".join(lines) or "-"
+            continue  # shown as advice, and it never changes the decision
+        lines.append(_check_line(criterion, catalogue, language, names))
+    return "\n".join(f"- {line}" for line in lines) or "-"
 
 
 def _advice(decision: Decision, catalogue: Catalogue, language: str) -> str:
@@ -491,221 +293,29 @@ def _advice(decision: Decision, catalogue: Catalogue, language: str) -> str:
     return "\n".join(lines)
 
 
-def _weeks(facts: Any) -> float | None:
-    return getattr(facts, "episode_weeks", None) if facts is not None else None
-
-
-def _duration(catalogue: Catalogue, language: str, facts: Any) -> str | None:
-    weeks = _weeks(facts)
-    if weeks is None or weeks < 0:
-        return None
-    days = round(weeks * 7)
-    return catalogue.common["duration"][language].render(days=days, weeks=math.floor(weeks)).strip()
-
-
-def headline_reason(decision: Decision, catalogue: Catalogue, language: str) -> str:
-    """The one reason a summary names: the first decisive criterion, else 'no indication'."""
-    for criterion in decision.decisive:
-        return catalogue.reason_label(criterion.reason, criterion.id, language)
-    return catalogue.common["no_indication"][language].render()
-
-
-def _not_indicated_reason(
-    decision: Decision, template: CardTemplate, catalogue: Catalogue, language: str, facts: Any
-) -> str:
-    if any(c.id == "repeat-imaging" for c in decision.decisive):
-        return template.texts["main_reason.prior-imaging"][language].render()
-    care = None
-    weeks = _weeks(facts)
-    if weeks is not None and weeks >= CARE_GAP_MIN_WEEKS:
-        gap = next(
-            (
-                c
-                for c in decision.criteria
-                if c.id == "failed-conservative-care" and c.reason in CARE_GAP_REASONS
-            ),
-            None,
-        )
-        if gap is not None:
-            care = catalogue.reason_label(gap.reason, gap.id, language)
-    return template.texts["main_reason.default"][language].render(
-        duration=_duration(catalogue, language, facts), care=care
-    )
-
-
-# --- suggestions, override reasons, links ------------------------------------------------------
-
-
-def _suggestion(label: str, actions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"label": label, "uuid": str(uuid.uuid4()), "actions": actions}
-
-
-def _clean_codeable(concepts: Any) -> list[dict[str, Any]]:
-    """CodeableConcepts from a draft order with empty codings (Sandbox quirk) dropped."""
-    cleaned = []
-    for concept in concepts or []:
-        if not isinstance(concept, Mapping):
-            continue
-        codings = [
-            {k: v for k, v in c.items() if v not in (None, "")}
-            for c in concept.get("coding") or []
-            if isinstance(c, Mapping) and c.get("code")
-        ]
-        item: dict[str, Any] = {}
-        if codings:
-            item["coding"] = codings
-        if isinstance(concept.get("text"), str) and concept["text"].strip():
-            item["text"] = concept["text"]
-        if item:
-            cleaned.append(item)
-    return cleaned
-
-
-def _order_in_place_of(
-    draft: Mapping[str, Any] | None, patient_id: str | None, code: dict[str, Any]
-) -> dict[str, Any] | None:
-    """A new draft ServiceRequest with `code` for the draft's patient, encounter, requester and
-    reasons; None when the patient cannot be named."""
-    draft = draft or {}
-    subject = draft.get("subject")
-    if not (isinstance(subject, Mapping) and subject.get("reference")):
-        subject = {"reference": f"Patient/{patient_id}"} if patient_id else None
-    if subject is None:
-        return None
-    resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "order",
-        "code": code,
-        "subject": dict(subject),
-    }
-    for key in ("encounter", "requester"):
-        value = draft.get(key)
-        if isinstance(value, Mapping) and value.get("reference"):
-            resource[key] = dict(value)
-    reasons = _clean_codeable(draft.get("reasonCode"))
-    if reasons:
-        resource["reasonCode"] = reasons
-    return resource
-
-
-def therapy_referral(
-    draft: Mapping[str, Any] | None, patient_id: str | None, code_text: str, note: str
-) -> dict[str, Any] | None:
-    """A new draft ServiceRequest for exercise therapy / physiotherapy, for the same patient."""
-    code = {"coding": [dict(THERAPY_CODE)], "text": code_text}
-    resource = _order_in_place_of(draft, patient_id, code)
-    if resource is not None:
-        resource["note"] = [{"text": note}]
-    return resource
-
-
-def _not_indicated_suggestions(
-    decision: Decision,
-    template: CardTemplate,
-    language: str,
-    variables: Mapping[str, Any],
-    context: CardContext,
-    localise: Any,
-) -> list[dict[str, Any]]:
-    def text(name: str) -> str:
-        return localise(template.texts[name][language].render(variables).strip())
-
-    delete_id = decision.order.reference
-    cancel = _suggestion(
-        text("suggestions.cancel.label"),
-        [
-            {
-                "type": "delete",
-                "description": text("suggestions.cancel.delete"),
-                "resourceId": delete_id,
-            }
-        ],
-    )
-    suggestions = [cancel]
-    referral = therapy_referral(
-        context.draft,
-        context.patient_id,
-        text("suggestions.replace.code_text"),
-        text("suggestions.replace.note"),
-    )
-    if referral is not None:
-        suggestions.append(
-            _suggestion(
-                text("suggestions.replace.label"),
-                [
-                    {
-                        "type": "delete",
-                        "description": text("suggestions.replace.delete"),
-                        "resourceId": delete_id,
-                    },
-                    {
-                        "type": "create",
-                        "description": text("suggestions.replace.create"),
-                        "resource": referral,
-                    },
-                ],
-            )
-        )
-    return suggestions
-
-
-def mri_order(
-    draft: Mapping[str, Any] | None, patient_id: str | None, code_text: str, urgent: bool
-) -> dict[str, Any] | None:
-    """A new draft lumbar MRI order taking the draft's subject, context and reasons."""
-    draft = draft or {}
-    code = {"coding": [dict(c) for c in MRI_CODES], "text": code_text}
-    resource = _order_in_place_of(draft, patient_id, code)
-    if resource is None:
-        return None
-    if draft.get("intent") == "plan":
-        resource["intent"] = "plan"
-    if urgent:
-        resource["priority"] = "urgent"
-    elif draft.get("priority") in ("routine", "urgent", "asap", "stat"):
-        resource["priority"] = draft["priority"]
-    return resource
-
-
-def _mri_suggestions(
-    decision: Decision,
-    catalogue: Catalogue,
-    language: str,
-    context: CardContext,
-    localise: Any,
-) -> list[dict[str, Any]]:
-    """Replace an X-ray or CT with MRI when the engine's advice suggests MRI for this case."""
-    if decision.order.modality is Modality.MRI or not any(
-        a.suggested is Modality.MRI for a in decision.advice
-    ):
-        return []
-
-    def text(name: str) -> str:
-        template = catalogue.mri_suggestion[name][language]
-        return localise(template.render(order=order_label(catalogue, decision, language)).strip())
-
-    order = mri_order(
-        context.draft, context.patient_id, text("code_text"), decision.outcome is Outcome.URGENT
-    )
-    if order is None:
-        return []
-    actions = [
-        {"type": "delete", "description": text("delete"), "resourceId": decision.order.reference},
-        {"type": "create", "description": text("create"), "resource": order},
-    ]
-    return [_suggestion(text("label"), actions)]
-
-
-def override_reasons(catalogue: Catalogue, language: str) -> list[dict[str, str]]:
-    """The coded override reasons with display text in the card language."""
-    return [
-        {"system": r["system"], "code": r["code"], "display": r["display"][language]}
-        for r in catalogue.override_reasons
-    ]
-
-
 # --- the card ---------------------------------------------------------------------------------
+
+
+def _patient_script(
+    catalogue: Catalogue, kind: str, language: str, context: CardContext
+) -> dict[str, str]:
+    """The short patient script as a Markdown quote, its heading and the link to the full page."""
+    template = catalogue.templates[kind]
+    text = patient_text(catalogue, kind, language, context.age, context.variant)
+    if not text or not template.patient_topic:
+        return {"patient": "", "patient_heading": "", "patient_link": "", "patient_url": ""}
+    url = patient_page_url(
+        context.base_url, language, context.variant, template.patient_topic, context.age
+    )
+    label = catalogue.common["patient_page_link"][language].render().strip()
+    return {
+        "patient": f"> {text}",
+        "patient_heading": catalogue.patient_heading[kind][language],
+        # A reference link: the URL itself is defined at the very end of the detail, so the
+        # part a clinician reads is as long whatever the deployment's base URL.
+        "patient_link": f"[{label}][{PATIENT_LINK_LABEL}]",
+        "patient_url": url,
+    }
 
 
 def render_card(
@@ -721,6 +331,7 @@ def render_card(
     kind = decision.outcome.value
     template = catalogue.templates[kind]
     terms = terms_for(catalogue, language, variant)
+    names = EvidenceNames(catalogue, language, facts)
 
     def localise(text: str) -> str:
         return apply_variant(text, catalogue, language, variant)
@@ -739,25 +350,23 @@ def render_card(
     # EHR's display (101 characters of CPT text would fill the summary; a Dutch card would start
     # in English). The EHR's name stays on the order itself.
     order = order_label(catalogue, decision, language)
-    variables = {
-        **terms,
-        "order": order,
-        "reason": reason,
+    variables = {**terms, "order": order, "reason": reason}
+    detail_variables = {
+        **variables,
         "criteria": criteria or "-",
-        "checks": _checks(decision, catalogue, language, facts) or "-",
-        "evidence": _evidence(decision, catalogue, language),
+        "findings": _findings(decision, catalogue, language, facts, names),
         "advice": _advice(decision, catalogue, language),
         "checklist": checklist or "-",
+        **_patient_script(catalogue, kind, language, context),
     }
-    # The summary and suggestion labels are plain text; only the Markdown detail needs the
-    # order's name (the EHR's text) escaped.
-    markdown_variables = {**variables, "order": markdown_text(order)}
-    detail = template.detail[language].render(markdown_variables).strip()
-    patient = patient_text(catalogue, kind, language, context.age, variant)
-    if patient:
-        heading = catalogue.patient_heading[kind][language]
-        quoted = "\n".join(f"> {line}" if line else ">" for line in patient.splitlines())
-        detail = f"{detail}\n\n### {heading}\n\n{quoted}"
+    detail = template.detail[language].render(detail_variables).strip()
+    # Every card ends on the whole trail, under one heading in every kind and language, so a
+    # clinician finds it in the same place and the lead part can be measured before it.
+    trail = _all_checks(decision, catalogue, language, facts, names)
+    detail = f"{detail}\n\n{all_checks_heading(catalogue, language)}\n\n{trail}"
+    if detail_variables["patient_url"]:
+        # our own URL (base URL from the settings, urlencoded query): nothing to escape
+        detail += f"\n\n[{PATIENT_LINK_LABEL}]: <{detail_variables['patient_url']}>"
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(localise(template.summary[language].render(variables))),
@@ -769,13 +378,15 @@ def render_card(
         },
     }
     if decision.outcome is Outcome.NOT_INDICATED:
-        card["suggestions"] = _not_indicated_suggestions(
-            decision, template, language, variables, context, localise
+        card["suggestions"] = not_indicated_suggestions(
+            decision, template, language, variables, context.draft, context.patient_id, localise
         )
         card["selectionBehavior"] = "at-most-one"
         card["overrideReasons"] = override_reasons(catalogue, language)
     else:
-        alternatives = _mri_suggestions(decision, catalogue, language, context, localise)
+        alternatives = mri_suggestions(
+            decision, catalogue, language, order, context.draft, context.patient_id, localise
+        )
         if alternatives:
             card["suggestions"] = alternatives
             card["selectionBehavior"] = "at-most-one"
@@ -790,66 +401,3 @@ def render_card(
             }
         ]
     return card
-
-
-# --- start-up checks --------------------------------------------------------------------------
-
-
-def check_catalogue(catalogue: Catalogue) -> None:
-    """Fail loudly when a card kind or label lacks something a card will need."""
-    for key, shares in catalogue.age_figures.items():
-        if set(shares) != {20, 30, 40, 50, 60, 70, 80}:
-            raise RuleDataError(f"cards/common.yaml: age_figures.{key} needs decades 20..80")
-    longest = max(
-        (label[lang] for label in catalogue.reasons.values() for lang in LANGUAGES),
-        key=len,
-        default="",
-    )
-    for kind, template in catalogue.templates.items():
-        if (template.patient is None) != (template.patient_topic is None):
-            raise RuleDataError(f"cards/{kind}.yaml: patient and patient_topic go together")
-        if template.patient is not None and kind not in catalogue.patient_heading:
-            raise RuleDataError(f"cards/common.yaml: patient_heading.{kind} is missing")
-        if template.patient_topic and template.patient_topic not in catalogue.topics():
-            raise RuleDataError(f"cards/{kind}.yaml: unknown patient_topic")
-        for language in LANGUAGES:
-            try:
-                label = max(
-                    (labels[language] for labels in catalogue.order_labels.values()), key=len
-                )
-                summary = template.summary[language].render(order=label, reason=longest)
-            except TemplateError as exc:
-                raise RuleDataError(f"cards/{kind}.yaml: summary.{language}: {exc}") from exc
-            if len(" ".join(summary.split())) > SUMMARY_LIMIT:
-                raise RuleDataError(
-                    f"cards/{kind}.yaml: summary.{language} is over {SUMMARY_LIMIT} characters"
-                    f" with the longest reason label"
-                )
-    sample = {
-        **{name: words["en"] for name, words in catalogue.terms.items()},
-        **dict.fromkeys(
-            ("order", "reason", "criteria", "checks", "evidence", "advice", "checklist"), "x"
-        ),
-    }
-    for kind, template in catalogue.templates.items():
-        for language in LANGUAGES:
-            for age in (None, 19, 50, 95):
-                try:
-                    template.detail[language].render(sample)
-                    patient_text(catalogue, kind, language, age)
-                except (TemplateError, KeyError) as exc:
-                    raise RuleDataError(f"cards/{kind}.yaml: {language}: {exc}") from exc
-    required = {"main_reason.prior-imaging", "main_reason.default"} | {
-        f"suggestions.{s}.{k}"
-        for s, keys in (
-            ("cancel", ("label", "delete")),
-            ("replace", ("label", "delete", "create", "code_text", "note")),
-        )
-        for k in keys
-    }
-    missing = required - set(catalogue.templates[Outcome.NOT_INDICATED.value].texts)
-    if missing:
-        raise RuleDataError(f"cards/not-indicated.yaml: missing {', '.join(sorted(missing))}")
-    for code in ("neuro-exam", "outcome-scores", "episode", "episode-onset"):
-        if code not in catalogue.checklist:
-            raise RuleDataError(f"cards/insufficient-data.yaml: checklist.{code} is missing")

@@ -506,6 +506,8 @@ def test_gp_record_trail_names_journal_care_and_the_nhg_ct(client: Any) -> None:
     checked = {c["id"]: c for c in entry["checked"]}
     assert checked["repeat-imaging"]["status"] == "met"
     card = body["cards"][0]["detail"]
-    assert "Observation/observation-6" in card  # the CT two months ago (the sixth resource)
+    # the CT two months ago (the sixth resource), named in words, never by its reference
+    assert "CT LWK, " in card and "Observation/" not in card
+    assert "oefentherapie" in card and "(huisartsjournaal)" in card  # the journal's care
     care = checked["failed-conservative-care"]
     assert care["reason"] != "no-active-care"  # the journal's exercise therapy was read

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from cds_service.cards.render import CardContext, Catalogue, load_catalogue
 from cds_service.rules.model import (
     CriterionResult,
     Decision,
+    Finding,
     LumbarOrder,
     Modality,
     ModalityAdvice,
@@ -63,13 +64,28 @@ def order(modality: Modality = Modality.MRI, display: str | None = None) -> Lumb
 
 
 def facts(age: int | None, weeks: float | None = 3) -> PatientFacts:
-    """Facts with an age and an episode of the given length."""
+    """Facts with an age, an episode of the given length and the findings decisions() cite."""
     onset = None if weeks is None else NOW.date() - timedelta(days=round(weeks * 7))
+    days_ago = NOW.date() - timedelta(days=2)
     return PatientFacts(
         evaluated_at=NOW,
         age=age,
         episode_onset=onset,
         episode_references=("Condition/lbp-1",) if onset else (),
+        findings=(
+            Finding("low-back-pain", "Condition/lbp-1", onset),
+            Finding("neuro-exam", "Observation/n1", days_ago, qualifiers=frozenset({"normal"})),
+            Finding("cauda-equina", "Condition/ces", days_ago),
+            Finding("urinary-retention", "Observation/retention", NOW.date()),
+            Finding(
+                "muscle-strength",
+                "Observation/mrc4",
+                date(2025, 11, 12),
+                value=4.0,
+                qualifiers=frozenset({"right"}),
+            ),
+            Finding("sciatica", "Condition/sciatica", onset),
+        ),
     )
 
 
@@ -173,7 +189,10 @@ def patient_section(card: dict[str, Any], kind: str, language: str, cat: Catalog
         return ""
     marker = f"### {heading}"
     detail = card["detail"]
-    return detail.split(marker, 1)[1] if marker in detail else ""
+    if marker not in detail:
+        return ""
+    # the patient's sentences: from their heading up to the next section ("All checks")
+    return detail.split(marker, 1)[1].split("\n### ", 1)[0]
 
 
 def wording_table() -> dict[str, dict[int, int]]:
