@@ -1,7 +1,8 @@
 """HTTP benchmark of the service under gunicorn against a floor app (a benchmark, not a test).
 
 (b) 2,000 sequential order-select calls with the standard request, service vs floor app under the
-    same gunicorn settings: medians, p99 and the service/floor ratio;
+    same gunicorn settings (the shipped ones: threaded workers, keep-alive): medians, p99 and the
+    service/floor ratio;
 (c) throughput at concurrency 8 for 20 s with 2 workers: req/s, p99, errors;
 (d) scale: prefetch with 100 / 1,000 / 10,000 Observations: median latency and growth ratio.
 Loopback only. Writes bench/results/http.json and prints a summary.
@@ -46,12 +47,15 @@ def _free_port() -> int:
 def gunicorn(app: str, workers: int, env: dict[str, str]) -> Iterator[str]:
     """Run `app` under gunicorn on a free loopback port; yield its base URL."""
     port = _free_port()
+    # The shipped server settings (docker/entrypoint.sh): the threaded worker with its request
+    # deadline, keep-alive, 64 threads; the floor app gets the very same, so the ratio is fair.
     command = [
         str(BIN / "gunicorn"),
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
+        "--threads", "64",
         "--timeout", "60",
-        "--log-level", "warning",
+        "--config", "python:cds_service.observability.gunicorn_conf",
         app,
     ]  # fmt: skip
     process = subprocess.Popen(  # noqa: S603 - fixed command, loopback only
