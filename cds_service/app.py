@@ -57,6 +57,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_auth(app, settings)  # JWT bearer tokens on /cds-services (cds_service/security/)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(patient_page_bp)
+    if settings.is_development:
+        # The card gallery for clinical review (/dev/cards): development and test, never
+        # production, where it would be an unauthenticated page nobody needs.
+        from cds_service.cards.gallery import bp as card_gallery_bp
+
+        app.register_blueprint(card_gallery_bp)
     init_audit(app, settings, app.extensions["cds_runtime"].knowledge)
     app.register_blueprint(feedback_bp)
     app.register_blueprint(reports_bp)

@@ -1,4 +1,5 @@
-"""Command line: `cds-service serve | evaluate | explain-text | textcheck | db | audit | report`."""
+"""Command line: `cds-service serve | evaluate | explain-text | textcheck | cards | db | audit |
+report`."""
 
 from __future__ import annotations
 
@@ -308,6 +309,23 @@ def _watch_counts(args: argparse.Namespace) -> dict[str, Any] | None:
         store.engine.dispose()
 
 
+def _cards(args: argparse.Namespace) -> int:
+    from cds_service.cards.catalogue import load_catalogue
+    from cds_service.cards.gallery import gallery_cards, render_gallery
+    from cds_service.config import load_settings
+    from cds_service.rules.knowledge import load_knowledge
+
+    settings = load_settings()
+    entries = gallery_cards(
+        load_catalogue(Path(settings.cards_dir)),
+        load_knowledge(Path(settings.mappings_dir)),
+        settings.public_base_url,
+    )
+    Path(args.html).write_text(render_gallery(entries), encoding="utf-8")
+    print(f"{len(entries)} cards written to {args.html}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
@@ -355,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument("--to", dest="date_to", help="with --audit: last day (default: today)")
     safety.add_argument("--database-url", help="with --audit: default CDS_DATABASE_URL")
     safety.set_defaults(func=_safety_report)
+    cards = commands.add_parser(
+        "cards", help="the card gallery: every card kind in both languages, as a client shows it"
+    )
+    cards.add_argument("--html", required=True, metavar="OUT", help="write the HTML page here")
+    cards.set_defaults(func=_cards)
     database = commands.add_parser("db", help="audit database maintenance")
     db_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply the audit schema migrations")
