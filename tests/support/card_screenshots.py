@@ -33,7 +33,9 @@ def find_browser() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
 
 
-def screenshot(browser: str, page: Path, shot: Path, width: int = WIDTH, height: int = HEIGHT):
+def screenshot(
+    browser: str, page: Path, shot: Path, width: int = WIDTH, height: int = HEIGHT
+) -> Path:
     """Render a local HTML file in headless Chromium into a PNG of width x height."""
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(  # noqa: S603 - fixed arguments, a local file
@@ -62,7 +64,9 @@ def screenshot(browser: str, page: Path, shot: Path, width: int = WIDTH, height:
     return shot
 
 
-def shoot_gallery(browser: str, out_dir: Path, names: tuple[str, ...] | None = None) -> dict:
+def shoot_gallery(
+    browser: str, out_dir: Path, names: tuple[str, ...] | None = None
+) -> dict[str, Path]:
     """One screenshot per gallery sample (or the `names` given): {sample name: PNG path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     catalogue = load_catalogue(PROJECT_ROOT / "cards")
