@@ -23,7 +23,7 @@ TOKEN = "stub-token"
 PATIENT_ID = "sample-patient-1"
 ORDER = "ServiceRequest/draft-mri-1"
 BUDGET = Settings().fhir_timeout_seconds  # the shipped default
-SLACK = 0.5
+SLACK = 1.0  # processing on top of the FHIR budget, on a busy 2-core CI machine
 ROUTES = {
     "patient": f"Patient/{PATIENT_ID}",
     "conditions": f"Condition?patient={PATIENT_ID}",

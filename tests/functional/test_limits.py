@@ -62,7 +62,9 @@ def test_six_thousand_draft_orders_are_refused_at_once_naming_the_limit(audit_cl
     assert issue["expression"] == ["context.draftOrders.entry"]
     assert "CDS_MAX_DRAFT_ORDERS" in issue["diagnostics"]
     assert "6000" in issue["diagnostics"] and "50" in issue["diagnostics"]
-    assert elapsed < 1.0, f"refusing took {elapsed:.2f} s"
+    # At once: before any order is read (the finding: minutes and a 51.7 MB answer); in seconds,
+    # as parsing 2.4 MB of JSON takes 0.2-1 s on a busy 2-core CI machine.
+    assert elapsed < 2.5, f"refusing took {elapsed:.2f} s"
     assert len(response.data) < 1024
     # Refused before any evaluation: nothing judged, nothing audited.
     assert not _audited_rows(audit_url)
