@@ -229,7 +229,11 @@ def _findings(
 
 
 def _check_line(
-    criterion: CriterionResult, catalogue: Catalogue, language: str, names: EvidenceNames
+    criterion: CriterionResult,
+    catalogue: Catalogue,
+    language: str,
+    names: EvidenceNames,
+    episode_refs: tuple[str, ...] = (),
 ) -> str:
     """One check as "<what it looked for>: found / not found / not known — why · sources"."""
     checks = catalogue.checks
@@ -250,7 +254,11 @@ def _check_line(
         if reason != subject:
             line += f" — {reason}"
     episode = criterion.id in EPISODE_CRITERIA
-    shown = names.phrases(criterion.evidence, CARD_EVIDENCE_GROUPS, episode=episode)
+    evidence = criterion.evidence
+    if criterion.id == "failed-conservative-care":
+        # the first line names the episode; this one names the care and scores it rests on
+        evidence = tuple(ref for ref in evidence if ref not in episode_refs) or evidence
+    shown = names.phrases(evidence, CARD_EVIDENCE_GROUPS, episode=episode)
     if shown:
         line += " · " + "; ".join(shown)
     return line
@@ -273,7 +281,8 @@ def _all_checks(
     for criterion in decision.criteria:
         if criterion.id == "modality-advice":
             continue  # shown as advice, and it never changes the decision
-        lines.append(_check_line(criterion, catalogue, language, names))
+        refs = facts.episode_references if facts is not None else ()
+        lines.append(_check_line(criterion, catalogue, language, names, refs))
     return "\n".join(f"- {line}" for line in lines) or "-"
 
 

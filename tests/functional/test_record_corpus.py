@@ -114,6 +114,9 @@ def test_gp_record_card_names_journal_therapy_referral_and_nhg_ct(live_server, f
     assert checked["failed-conservative-care"]["status"] == "met"  # NRS 7 -> 7 in the journal
     assert checked["repeat-imaging"]["evidence"] == ["Observation/r1"]
     detail = body["cards"][0]["detail"]
-    # the card names the CT (the earlier scan), the referral and the journal's therapy lines
+    # the card names the CT (the earlier scan), the referral and the journal's therapy lines in
+    # words, never by their references (those stay in the decisions extension, above)
+    for words in ("CT LWK, ", "(verwijzing)", "oefentherapie", "(huisartsjournaal)"):
+        assert words in detail, detail
     for reference in ("Observation/r1", "ServiceRequest/ref1", "Observation/j3S"):
-        assert reference in detail
+        assert reference not in detail

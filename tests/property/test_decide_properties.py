@@ -34,6 +34,7 @@ EXPECTED_RATING = {
     Outcome.INDICATED: "appropriate",
     Outcome.NOT_INDICATED: "not-appropriate",
     Outcome.INSUFFICIENT_DATA: None,
+    Outcome.OUT_OF_POPULATION: None,  # under 18: not judged, no rating (POLICY "Adults only")
 }
 DRAFT = {
     "resourceType": "ServiceRequest",
