@@ -71,6 +71,10 @@ _GAP_TOKENS_FORBIDDEN = SENTENCE_ENDS | {":"}
 
 def fold_keep_length(text: str) -> str:
     """Lower-case without accents, one character per character, so offsets stay valid."""
+    if "\u0130" in text:
+        # "İ" is the one character whose lower case is two ("i" and a combining dot): folded
+        # as "I" first, so that every later offset still points at the same character.
+        text = text.replace("\u0130", "I")
     lowered = text.lower()
     if lowered.isascii():
         return lowered
