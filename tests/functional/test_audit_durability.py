@@ -19,6 +19,7 @@ from cds_service.audit.store import AuditStore
 from cds_service.cli import main
 from cds_service.config import Settings
 from tests.support.audit_db import postgres_schema
+from tests.support.audit_rows import evaluation_row
 from tests.support.hook_requests import SELECT, sample_request
 from tests.support.tcp_proxy import TcpProxy
 
@@ -42,34 +43,7 @@ def _driver(url: str) -> str:
 
 
 def _row(consult_id: str) -> EvaluationRow:
-    from datetime import UTC, datetime
-
-    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-    return EvaluationRow(
-        {
-            "recorded_at": now,
-            "ts": int(now.timestamp() * 1000),
-            "month": "2026-11",
-            "service_id": "lumbar-imaging-order-select",
-            "hook": "order-select",
-            "hook_instance": f"h-{consult_id}",  # each row its own hook call
-            "tenant": "default",
-            "patient": "p" * 64,
-            "clinician": "c" * 64,
-            "encounter": None,
-            "order_ref": "o" * 64,
-            "order_system": None,
-            "order_code": None,
-            "modality": "mri",
-            "decision": "not-indicated",
-            "criteria_met": "",
-            "policy_version": "2026.11.1",
-            "card_uuid": consult_id,
-            "consult_id": consult_id,
-            "latency_ms": 3,
-        },
-        ((f"s-{consult_id}", "cancel"),),
-    )
+    return evaluation_row(consult_id, f"h-{consult_id}")  # each row its own hook call
 
 
 def test_spool_replays_once_and_survives_a_torn_line(tmp_path: Path):

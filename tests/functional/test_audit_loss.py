@@ -19,6 +19,7 @@ from cds_service.audit.store import AuditStore, alembic_config
 from cds_service.config import Settings
 from tests.conftest import ContractClient
 from tests.functional.test_audit import table_rows
+from tests.support.audit_rows import evaluation_row
 from tests.support.hook_requests import SELECT, sample_request
 
 FEEDBACK = f"{SELECT}/feedback"
@@ -50,32 +51,7 @@ def _down_app(tmp_path: Path, spool: Path) -> FlaskClient:
 
 
 def _row(consult_id: str, hook_instance: str = "h-1", ts_offset: int = 0) -> EvaluationRow:
-    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-    return EvaluationRow(
-        {
-            "recorded_at": now,
-            "ts": int(now.timestamp() * 1000) + ts_offset,
-            "month": "2026-11",
-            "service_id": "lumbar-imaging-order-select",
-            "hook": "order-select",
-            "hook_instance": hook_instance,
-            "tenant": "default",
-            "patient": "p" * 64,
-            "clinician": "c" * 64,
-            "encounter": None,
-            "order_ref": "o" * 64,
-            "order_system": None,
-            "order_code": None,
-            "modality": "mri",
-            "decision": "not-indicated",
-            "criteria_met": "",
-            "policy_version": "2026.11.1",
-            "card_uuid": consult_id,
-            "consult_id": consult_id,
-            "latency_ms": 3,
-        },
-        ((f"s-{consult_id}", "cancel"),),
-    )
+    return evaluation_row(consult_id, hook_instance, ts_offset=ts_offset)
 
 
 def test_rows_neither_stored_nor_spooled_are_counted_and_readyz_is_503(tmp_path: Path):

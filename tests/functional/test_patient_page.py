@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
-import subprocess
-import tempfile
 
 import pytest
 
 from tests.content.test_cards_wording import avoid_hits, html_text
+from tests.support.card_screenshots import find_browser, screenshot
 from tests.support.cards import WORDING, expected_decade, wording_table
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WIDTH, HEIGHT = 1200, 1600
 
 
@@ -99,14 +96,6 @@ def test_bad_parameters_are_400_operation_outcomes(client, query, expression):
     assert outcome["issue"][0]["expression"] == [expression]
 
 
-def _browser() -> str | None:
-    for name in BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     width, height = struct.unpack(">II", data[16:24])
@@ -114,7 +103,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_patient_page_renders_in_headless_chromium(client, tmp_path):
-    browser = _browser()
+    browser = find_browser()
     if browser is None:
         if os.environ.get("CDS_TEST_BROWSER") == "1":
             pytest.fail("CDS_TEST_BROWSER=1 but no Chromium found (apt-get install chromium)")
@@ -123,28 +112,7 @@ def test_patient_page_renders_in_headless_chromium(client, tmp_path):
     page = tmp_path / "patient-info.html"
     page.write_bytes(html)
     shot = tmp_path / "patient-info.png"
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(  # noqa: S603 - fixed arguments, a local file
-            [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                f"--screenshot={shot}",
-                f"--window-size={WIDTH},{HEIGHT}",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            timeout=90,
-            check=False,
-        )
-    assert shot.is_file(), result.stderr.decode(errors="replace")[-2000:]
+    screenshot(browser, page, shot, WIDTH, HEIGHT)
     data = shot.read_bytes()
     assert _png_size(data) == (WIDTH, HEIGHT)
     # A blank or unstyled page compresses to a few kB; the laid-out page is far larger.

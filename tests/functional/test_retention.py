@@ -17,37 +17,16 @@ from cds_service.audit.store import AuditStore
 from cds_service.cli import main
 from cds_service.config import ConfigError, load_settings
 from cds_service.security.replay import jwt_replay
+from tests.support.audit_rows import evaluation_row
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def _row(days_ago: int, n: int) -> EvaluationRow:
-    when = NOW - timedelta(days=days_ago)
     consult = str(uuid.UUID(int=days_ago * 1000 + n))
-    return EvaluationRow(
-        {
-            "recorded_at": when,
-            "ts": int(when.timestamp() * 1000),
-            "month": when.strftime("%Y-%m"),
-            "service_id": "lumbar-imaging-order-select",
-            "hook": "order-select",
-            "hook_instance": consult,
-            "tenant": "default",
-            "patient": "p" * 64,
-            "clinician": "c" * 64,
-            "encounter": None,
-            "order_ref": "o" * 64,
-            "order_system": None,
-            "order_code": None,
-            "modality": "mri",
-            "decision": "not-indicated",
-            "criteria_met": "",
-            "policy_version": "2026.11.1",
-            "card_uuid": consult,
-            "consult_id": consult,
-            "latency_ms": 3,
-        },
-        ((str(uuid.uuid4()), "cancel"), (str(uuid.uuid4()), "replace")),
+    suggestions = ((str(uuid.uuid4()), "cancel"), (str(uuid.uuid4()), "replace"))
+    return evaluation_row(
+        consult, consult, when=NOW - timedelta(days=days_ago), suggestions=suggestions
     )
 
 
