@@ -19,7 +19,23 @@ from tests.support.contract import check_response
 from tests.support.fhir_stub import FhirStub
 
 
-class ContractClient(FlaskClient):
+class ServedClient(FlaskClient):
+    """A Flask test client that closes each response once read, as a WSGI server does.
+
+    The service acts when a response is closed (a token's retry binding is cleared once its
+    answer is sent), and Werkzeug's client closes only buffered responses.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+# Every app the tests build, unless a test picks its own client, is served as gunicorn would.
+Flask.test_client_class = ServedClient
+
+
+class ContractClient(ServedClient):
     """A Flask test client that checks each response against the OpenAPI contract."""
 
     def open(self, *args: Any, **kwargs: Any) -> Any:

@@ -43,11 +43,20 @@ class Authenticator:
         self.replay = ReplayCache(_audit_engine)
 
     def answered(self, response: Response) -> Response:
-        """after_request: the call has its answer, so its token can no longer be retried."""
+        """after_request: once the answer is sent, the call's token can no longer be retried."""
         seen = g.pop("cds_token_seen", None)
         if seen is not None:
-            self.replay.answered(*seen)
+            # Cleared when the server closes the response, after its bytes are written, not
+            # when the answer is made: an instance killed in between leaves the binding, so
+            # the balancer's retry of this very request is served elsewhere instead of refused
+            # as a replay. The request context is gone by then; the app context is not.
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            response.call_on_close(lambda: self._answer_sent(app, seen))
         return response
+
+    def _answer_sent(self, app: Flask, seen: tuple[str, str]) -> None:
+        with app.app_context():
+            self.replay.answered(*seen)
 
     def check(self) -> Response | None:
         """before_request: None lets the call through, a response refuses it."""

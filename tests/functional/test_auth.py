@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,46 @@ def test_replayed_jti_is_401_on_another_instance_sharing_the_database(app, world
         assert_refused(discover(other.test_client(), token))
     finally:
         other.extensions["cds_audit"].store.engine.dispose()
+
+
+def test_an_answer_made_but_never_sent_leaves_that_request_retryable_elsewhere(world):
+    """An instance killed between making an answer and writing it: the balancer's retry of
+    the very same request is served by another instance; after that answer is sent, the token
+    is spent everywhere, and another request with it is refused throughout."""
+    # Requests are bound to their token by a keyed digest: a retry needs the pseudonym key.
+    world.settings = replace(world.settings, pseudonym_key="k" * 32)
+    token = world.token(SELECT)
+    body = sample_request()
+    app, other = world.app(), world.app()
+    try:
+        # buffered=False: the answer is made but the server never closes it (killed first).
+        unsent = app.test_client().post(SELECT, json=body, headers=bearer(token), buffered=False)
+        assert unsent.status_code == 200
+        changed = {**body, "hookInstance": "another-call"}
+        assert_refused(other.test_client().post(SELECT, json=changed, headers=bearer(token)))
+        retried = other.test_client().post(SELECT, json=body, headers=bearer(token))
+        assert retried.status_code == 200
+        summaries = [[card["summary"] for card in r.get_json()["cards"]] for r in (unsent, retried)]
+        assert summaries[0] == summaries[1]
+        for instance in (other, app):
+            assert_refused(instance.test_client().post(SELECT, json=body, headers=bearer(token)))
+    finally:
+        for each in (app, other):
+            each.extensions["cds_audit"].store.engine.dispose()
+
+
+def test_an_answer_is_spent_once_the_server_has_sent_it(world):
+    world.settings = replace(world.settings, pseudonym_key="k" * 32)
+    token = world.token(SELECT)
+    app = world.app()
+    try:
+        body = sample_request()
+        sent = app.test_client().post(SELECT, json=body, headers=bearer(token), buffered=False)
+        assert sent.status_code == 200
+        sent.close()  # what the WSGI server does once the bytes are written
+        assert_refused(app.test_client().post(SELECT, json=body, headers=bearer(token)))
+    finally:
+        app.extensions["cds_audit"].store.engine.dispose()
 
 
 def test_unknown_kid_is_401_after_a_refresh(client, world):
