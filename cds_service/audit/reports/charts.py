@@ -89,10 +89,10 @@ def monthly_trend(monthly: list[dict[str, Any]], t: Text, f: Formatter) -> str:
     ]
     left, top_y, plot_h, height = 60, 30, 180, 260
     top = _nice_top(max(m[key] for m in monthly for key, _ in series))
-    step = (WIDTH - left - 30) / max(1, len(monthly) - 1)
+    step = (WIDTH - left - 90) / max(1, len(monthly) - 1)
     parts = [_text(left, 18, title, extra=' font-weight="600"')]
     parts += _y_axis(top, left, top_y, plot_h, f)
-    xs = [left + 10 + i * step if len(monthly) > 1 else WIDTH / 2 for i in range(len(monthly))]
+    xs = [left + 40 + i * step if len(monthly) > 1 else WIDTH / 2 for i in range(len(monthly))]
     for x, month in zip(xs, monthly, strict=True):
         parts.append(_text(x, top_y + plot_h + 16, f.month(month["month"]), "middle"))
     for (key, _), colour in zip(series, LINES, strict=True):
@@ -158,7 +158,7 @@ def mirror_dots(rows: list[dict[str, Any]], t: Text, f: Formatter) -> str:
     """Per figure (a share, 0 to 100%): the peers' interquartile range as a band, their median
     as a tick, and the clinician's own value as a dot."""
     title = t("chart.mirror")
-    left, row, top_y = 230, 30, 34
+    left, row, top_y = 300, 30, 34
     height = top_y + row * len(rows) + 36
     span = WIDTH - left - 30
 
