@@ -2,8 +2,9 @@
 
 These replaced matplotlib (issue 17): importing it cost 0.7 s of CPU per report process and
 its three charts 0.4 s more (these take under 1 ms), and it brought ~170 MB into the image,
-for four simple charts (lines, stacked bars, bars and the mirror report's dot plot). Each chart is an <svg role="img"> whose <title> says what it shows;
-the tables beside the charts hold the same figures.
+for four simple charts (lines, stacked bars, bars and the mirror report's dot plot). Each
+chart is an <svg role="img"> whose <title> says what it shows; the tables beside the charts
+hold the same figures.
 """
 
 from __future__ import annotations
