@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 
 from cds_service.app import create_app
+from cds_service.audit.reports.comparison import previous_period
 from cds_service.audit.reports.figures import DEFINITIONS, Costs, Period, compute_report
 from cds_service.audit.reports.render import flatten
 from cds_service.audit.reports.translations import EXTRA_DEFINITIONS as EXTRA
@@ -277,6 +278,26 @@ def test_grouped_figures(known_store, by, groups):
     report = compute_report(known_store.engine, PERIOD, COSTS, by=by)
     assert report["by"] == by
     assert report["groups"] == groups
+
+
+def test_the_period_before_is_cut_at_the_calendars_first_day():
+    assert previous_period(Period(date(2026, 3, 1), date(2026, 3, 31))) == Period(
+        date(2026, 1, 29), date(2026, 2, 28)
+    )
+    assert previous_period(Period(date(1, 1, 5), date(1, 1, 31))) == Period(
+        date(1, 1, 1), date(1, 1, 4)
+    )
+    assert previous_period(Period(date(1, 1, 1), date(1, 1, 31))) is None
+
+
+def test_a_period_from_the_calendars_first_day_compares_with_nothing(report_client):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    response = report_client.get(
+        "/reports/avoided-scans?from=0001-01-01&to=0001-01-31", headers=auth
+    )
+    assert response.status_code == 200
+    versus = response.get_json()["versusPrevious"]
+    assert versus["previousPeriod"] is None and versus["change"] == NOTHING_TO_COMPARE
 
 
 def test_an_empty_period_has_zero_figures(known_store):

@@ -9,7 +9,7 @@ one), so the comparison costs one more scan of the period, not a second report.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
@@ -20,10 +20,14 @@ from cds_service.audit.reports.figures import Period
 FIGURES = ("evaluations", "notIndicated", "notIndicatedShare", "avoided", "avoidedShare")
 
 
-def previous_period(period: Period) -> Period:
-    """The period of as many days ending the day before `period` starts."""
+def previous_period(period: Period) -> Period | None:
+    """The period of as many days ending the day before `period` starts (cut at the first day
+    of the calendar), or None when `period` starts on that first day."""
+    if period.first == date.min:
+        return None
     days = (period.last - period.first).days + 1
-    return Period(period.first - timedelta(days=days), period.first - timedelta(days=1))
+    start = period.first - timedelta(days=min(days, (period.first - date.min).days))
+    return Period(start, period.first - timedelta(days=1))
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -112,7 +116,9 @@ def compare_periods(
     """The `versusPrevious` part of the report (`report`: the selected period's figures)."""
     previous = previous_period(period)
     sides: dict[str, dict[str, dict[str, Any]]] = {"current": {}, "previous": {}}
-    for row in connection.execute(_organisation_query(previous, period)):
+    # A period from the calendar's first day has no period before: an empty one stands in.
+    bounds = previous or period
+    for row in connection.execute(_organisation_query(bounds, period)):
         values = row._mapping
         sides[values["side"]][values["key"]] = _of_row(values)
     totals = {}
@@ -123,7 +129,7 @@ def compare_periods(
             sum(g["avoided"] for g in groups.values()),
         )
     months: dict[str, dict[str, Any]] = {}
-    for row in connection.execute(_month_query(previous)):
+    for row in connection.execute(_month_query(previous)) if previous else ():
         months[row._mapping["month"]] = _of_row(row._mapping)
     current_months = []
     for month in report["monthly"]:
@@ -146,7 +152,9 @@ def compare_periods(
     for group in by_organisation:
         group["change"] = change(group["current"], group["previous"])
     return {
-        "previousPeriod": {"from": previous.first.isoformat(), "to": previous.last.isoformat()},
+        "previousPeriod": None
+        if previous is None
+        else {"from": previous.first.isoformat(), "to": previous.last.isoformat()},
         "current": totals["current"],
         "previous": totals["previous"],
         "change": change(totals["current"], totals["previous"]),
