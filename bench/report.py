@@ -8,7 +8,8 @@ times the whole report (all queries + JSON rendering) a few times. Targets: ≤ 
 
 The missed-alarm watch (issue 16) is timed on its own as well: its query over the year, and
 the write path's check (`_follows_reassurance`, run for each urgent row stored) for 1,000
-urgent rows. Writes bench/results/report.json and prints a summary.
+urgent rows; so are the HTML page in Dutch and one clinician's mirror report (issue 17).
+Writes bench/results/report.json and prints a summary.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from cds_service.audit.reports.figures import (  # noqa: E402
     missed_alarms,
     report_connection,
 )
-from cds_service.audit.reports.run import build_report  # noqa: E402
+from cds_service.audit.reports.run import build_mirror, build_report  # noqa: E402
 from cds_service.audit.store import AuditStore, _follows_reassurance  # noqa: E402
 from cds_service.config import Settings  # noqa: E402
 
@@ -170,6 +171,7 @@ def time_report(url: str, repeats: int) -> dict:
     finally:
         store.engine.dispose()
     watch = time_watch(url, repeats)
+    pages = time_pages(url, repeats)
     return {
         "seconds_best": round(min(timings), 3),
         "seconds_median": round(statistics.median(timings), 3),
@@ -181,6 +183,32 @@ def time_report(url: str, repeats: int) -> dict:
         "missed_alarms": report["missedAlarms"]["total"],
         "missed_alarm_patients": report["missedAlarms"]["patients"],
         **watch,
+        **pages,
+    }
+
+
+def time_pages(url: str, repeats: int) -> dict:
+    """The whole report as the Dutch HTML page, and one clinician's mirror report (HTML)."""
+    store = AuditStore.from_url(url)
+    settings = Settings(env="test")
+    html, mirror = [], []
+    clinician = f"{7:064x}"  # one of synthetic_rows' 2,000 clinicians
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            build_report(store.engine, settings, PERIOD, by=None, fmt="html", language="nl")
+            html.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            report, _ = build_mirror(
+                store.engine, settings, PERIOD, clinician, fmt="html", language="nl"
+            )
+            mirror.append(time.perf_counter() - started)
+    finally:
+        store.engine.dispose()
+    return {
+        "html_nl_seconds_best": round(min(html), 3),
+        "mirror_seconds_best": round(min(mirror), 3),
+        "mirror_peers": report["peers"]["count"],
     }
 
 

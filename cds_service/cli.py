@@ -1,5 +1,5 @@
 """Command line: `cds-service serve | evaluate | explain-text | textcheck | cards | db | audit |
-report`."""
+report | label`."""
 
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
     from cds_service.audit.reports.figures import Period
-    from cds_service.audit.reports.run import build_report
+    from cds_service.audit.reports.run import build_mirror, build_report, clinician_pseudonym
     from cds_service.audit.store import AuditStore
     from cds_service.config import load_settings
     from cds_service.errors import ConfigError
@@ -187,25 +187,60 @@ def _report(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         period = Period(date.fromisoformat(args.date_from), date.fromisoformat(args.date_to))
+        clinician = None
+        if args.clinician_id is not None:
+            if args.by is not None:
+                raise ValueError("--by and --clinician-id do not go together")
+            clinician = clinician_pseudonym(settings, args.clinician_id)
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    language = args.lang or settings.default_language
     store = AuditStore.from_url(args.database_url or settings.database_url)
     try:
-        _, text = build_report(
-            store.engine,
-            settings,
-            period,
-            by=args.by,
-            fmt=args.format,
-            progress=sys.stderr.isatty(),
-        )
+        if clinician is not None:
+            _, text = build_mirror(
+                store.engine, settings, period, clinician, fmt=args.format, language=language
+            )
+        else:
+            _, text = build_report(
+                store.engine,
+                settings,
+                period,
+                by=args.by,
+                fmt=args.format,
+                language=language,
+                progress=sys.stderr.isatty(),
+            )
     finally:
         store.engine.dispose()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8", newline="")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from cds_service.audit.reports.labels import FULL_LENGTH, label_of
+    from cds_service.audit.reports.run import clinician_pseudonym
+    from cds_service.audit.reports.tokens import mirror_token
+    from cds_service.config import load_settings
+    from cds_service.errors import ConfigError
+
+    try:
+        settings = load_settings()
+        pseudonym = clinician_pseudonym(settings, args.clinician_id)
+        token = mirror_token(settings.report_token, pseudonym) if args.mirror_token else None
+    except (ConfigError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(label_of("clinician", pseudonym))
+    # A report lengthens a label only where two clinicians would share it; the longer label
+    # then starts with this one and with the full form.
+    print(f"full form: {label_of('clinician', pseudonym, FULL_LENGTH)}", file=sys.stderr)
+    if token is not None:
+        print(f"mirror-report token: {token}")
     return 0
 
 
@@ -403,7 +438,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("html", "csv", "json"), default="html")
     report.add_argument("--out", help="write to this file (default: standard output)")
     report.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    report.add_argument("--lang", choices=("nl", "en"), help="default: CDS_DEFAULT_LANGUAGE")
+    report.add_argument(
+        "--clinician-id",
+        help="the mirror report of this practitioner (context.userId, e.g. Practitioner/123)",
+    )
     report.set_defaults(func=_report)
+    label = commands.add_parser(
+        "label", help="the report label (H-7Q3K) of a practitioner, under CDS_PSEUDONYM_KEY"
+    )
+    label.add_argument("--clinician-id", required=True, help="context.userId, e.g. Practitioner/1")
+    label.add_argument(
+        "--mirror-token",
+        action="store_true",
+        help="also print the practitioner's mirror-report token (needs CDS_REPORT_TOKEN)",
+    )
+    label.set_defaults(func=_label)
     return parser
 
 

@@ -142,6 +142,13 @@ WATCH_FIGURES = {
     "byMode": {"live": 5, "shadow": 1},
     "items": WATCH_ITEMS,
 }
+# The CLI and the endpoint add each patient's readable label (fixed: labels are stable).
+PATIENT_LABELS = {"pM0": "P-BK7X", "pM1": "P-XX56", "pM3": "P-V4XC", "pM6": "P-GWB8"}
+PATIENT_LABELS["pM8"] = "P-BK8F"
+LABELLED_WATCH = {
+    **WATCH_FIGURES,
+    "items": [{**i, "patientLabel": PATIENT_LABELS[i["patient"]]} for i in WATCH_ITEMS],
+}
 
 
 def test_shadow_and_live_periods_compared_exactly(pilot_store):
@@ -181,10 +188,11 @@ def test_cli_csv_and_html_show_the_comparison_and_the_watch(pilot_store, audit_u
             path = tmp_path / f"{name}.{fmt}"
             arguments = ["report", "--from", period.first.isoformat(), "--to"]
             arguments += [period.last.isoformat(), "--format", fmt, "--out", str(path)]
+            arguments += ["--lang", "en"]
             assert main([*arguments, "--database-url", audit_url]) == 0
             out[name, fmt] = path.read_text(encoding="utf-8")
     assert json.loads(out["pilot", "json"])["comparison"] == PILOT_COMPARISON
-    assert json.loads(out["watch", "json"])["missedAlarms"] == WATCH_FIGURES
+    assert json.loads(out["watch", "json"])["missedAlarms"] == LABELLED_WATCH
 
     pilot = _csv(out["pilot", "csv"])
     assert pilot["comparison.shadow.from"] == "2026-05-12"
@@ -199,6 +207,7 @@ def test_cli_csv_and_html_show_the_comparison_and_the_watch(pilot_store, audit_u
     assert watch["missedAlarms.byDecision.insufficient-data"] == "1"
     first = f"missedAlarms.items[{watch_consult_id(0)}]"
     assert watch[f"{first}.patient"] == "pM0"
+    assert watch[f"{first}.patientLabel"] == "P-BK7X"
     assert watch[f"{first}.urgent.criteria[0]"] == "red-flag:cauda-equina"
     assert watch[f"{first}.urgent.policyVersion"] == "2026.11"
     assert watch[f"{first}.earlier.policyVersion"] == "2026.10"
@@ -206,11 +215,11 @@ def test_cli_csv_and_html_show_the_comparison_and_the_watch(pilot_store, audit_u
     page = html.unescape(out["pilot", "html"])
     for snippet in (
         "Shadow: the silent pilot (<code>CDS_MODE=shadow</code>), orders judged and audited but "
-        "no card\nshown, 2026-05-12 to 2026-06-20.",
-        "Live: cards shown, 2026-07-10 to 2026-08-20.",
-        "<td>share not indicated</td><td>0.625</td><td>0.6</td>",
+        "no card shown, 12 May 2026 to 20 June 2026.",
+        "Live: cards shown, 10 July 2026 to 20 August 2026.",
+        "<td>share not indicated</td><td>62.5%</td><td>60.0%</td>",
         "<td>signed lumbar imaging orders</td><td>60</td><td>50</td>",
-        "<td>28-day measure: rate</td><td>0.3333</td><td>0.5</td>",
+        "<td>28-day measure: rate</td><td>33.3%</td><td>50.0%</td>",
         '<strong id="missed-alarms-total">0</strong>',
     ):
         assert snippet in page, snippet
@@ -220,9 +229,9 @@ def test_cli_csv_and_html_show_the_comparison_and_the_watch(pilot_store, audit_u
     table = table[: table.index("</table>")]
     assert table.count("<tr>") == 7  # header + 6
     assert (
-        '<tr><td class="pseudonym">pM1</td><td>2026-10-05T09:00+00:00</td>'
-        "<td>insufficient-data</td><td>live</td><td>2026.10</td><td>neuro-exam-missing</td>"
-        "<td>2027-01-03T09:00+00:00</td><td>live</td><td>2026.11</td>"
+        '<tr><td class="pseudonym" title="pM1">P-XX56</td><td>5 October 2026 09:00</td>'
+        "<td>insufficient data</td><td>live</td><td>2026.10</td><td>neuro-exam-missing</td>"
+        "<td>3 January 2027 09:00</td><td>live</td><td>2026.11</td>"
         "<td>red-flag:cauda-equina</td><td>90.0</td>"
     ) in table
 
@@ -239,4 +248,4 @@ def test_http_report_carries_the_same_comparison_and_watch(pilot_store, audit_se
         app.extensions["cds_audit"].store.engine.dispose()
     assert pilot.status_code == watch.status_code == 200
     assert pilot.get_json()["comparison"] == PILOT_COMPARISON
-    assert watch.get_json()["missedAlarms"] == WATCH_FIGURES
+    assert watch.get_json()["missedAlarms"] == LABELLED_WATCH

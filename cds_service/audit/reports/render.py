@@ -1,4 +1,5 @@
-"""The report as JSON, CSV (one figure per line) or a self-contained HTML page with charts."""
+"""The report as JSON, CSV (one figure per line) or a self-contained HTML page with charts,
+its words in Dutch or English (the JSON keys and CSV figure names stay the same)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cds_service.audit.reports import charts
+from cds_service.audit.reports.locale import Formatter
+from cds_service.audit.reports.translations import definition_name, translator
 
 FORMATS = ("json", "csv", "html")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def to_json(report: dict[str, Any]) -> str:
+def to_json(report: dict[str, Any], language: str = "en") -> str:
     """Pretty JSON."""
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
@@ -57,13 +60,15 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def to_csv(report: dict[str, Any]) -> str:
-    """Two columns, figure and value, one line per figure (definitions included)."""
+def to_csv(report: dict[str, Any], language: str = "en") -> str:
+    """Two columns, figure and value, one line per figure (definitions included); the header
+    in `language`, the figure names the JSON's."""
     buffer = io.StringIO()
     # CRLF line ends (RFC 4180): the csv module then quotes a cell holding a lone CR or LF,
     # which with "\n" alone it would write bare, splitting the line for a reader.
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["figure", "value"])
+    t = translator(language)
+    writer.writerow([t("col.figure"), t("col.value")])
     for name, value in flatten(report):
         writer.writerow([csv_cell(name), "" if value is None else csv_cell(value)])
     return buffer.getvalue()
@@ -75,16 +80,54 @@ _environment = Environment(
 )
 
 
-def to_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page: figures, definitions and three inline SVG charts."""
-    svgs = {
-        "trend": charts.monthly_trend(report["monthly"]),
-        "mix": charts.decision_mix(report["evaluations"]["byModality"]),
-        "reasons": charts.override_reasons(report["notIndicated"]["overrideReasons"]),
+def page_context(language: str) -> dict[str, Any]:
+    """What every report template is given: language, t(), the formatter and name()."""
+    return {
+        "lang": language,
+        "t": translator(language),
+        "f": Formatter(language),
+        "name": lambda key: definition_name(key, language),
     }
-    return _environment.get_template("report.html.j2").render(r=report, charts=svgs)
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
-    """The report in one of FORMATS."""
-    return {"json": to_json, "csv": to_csv, "html": to_html}[fmt](report)
+def to_html(report: dict[str, Any], language: str = "en") -> str:
+    """A self-contained HTML page: figures, definitions and three inline SVG charts."""
+    t, f = translator(language), Formatter(language)
+    svgs = {
+        "trend": charts.monthly_trend(report["monthly"], t, f),
+        "mix": charts.decision_mix(report["evaluations"]["byModality"], t, f),
+        "reasons": charts.override_reasons(report["notIndicated"]["overrideReasons"], t, f),
+    }
+    template = _environment.get_template("report.html.j2")
+    return template.render(r=report, charts=svgs, **page_context(language))
+
+
+def render(report: dict[str, Any], fmt: str, language: str = "en") -> str:
+    """The report in one of FORMATS, its words in `language`."""
+    return {"json": to_json, "csv": to_csv, "html": to_html}[fmt](report, language)
+
+
+def mirror_chart_rows(report: dict[str, Any], language: str) -> list[dict[str, Any]]:
+    """The mirror report's chart rows: name, own share and the peers' summary."""
+    t = translator(language)
+    figures = report["figures"]
+    rows = [
+        (t("figure.not_indicated_share"), figures["notIndicatedShare"]),
+        (t("figure.avoided_share"), figures["avoidedShare"]),
+        (t("figure.overridden_share"), figures["overriddenShare"]),
+        (t("mirror.measure28"), figures["measure28Rate"]),
+    ]
+    return [{"name": name, "own": f["own"], "peers": f["peers"]} for name, f in rows]
+
+
+def mirror_to_html(report: dict[str, Any], language: str = "en") -> str:
+    """The mirror report as a self-contained HTML page with its dot chart."""
+    t, f = translator(language), Formatter(language)
+    chart = charts.mirror_dots(mirror_chart_rows(report, language), t, f)
+    template = _environment.get_template("mirror.html.j2")
+    return template.render(r=report, chart=chart, **page_context(language))
+
+
+def render_mirror(report: dict[str, Any], fmt: str, language: str = "en") -> str:
+    """The mirror report in one of FORMATS."""
+    return {"json": to_json, "csv": to_csv, "html": mirror_to_html}[fmt](report, language)

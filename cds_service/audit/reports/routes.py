@@ -1,4 +1,5 @@
-"""GET /reports/avoided-scans (JSON) and /reports/avoided-scans.html, behind CDS_REPORT_TOKEN."""
+"""GET /reports/avoided-scans[.html] behind CDS_REPORT_TOKEN, and /reports/mirror[.html] (one
+clinician's mirror report) behind the report token or that clinician's own token."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.reports.figures import GROUPINGS, Period
-from cds_service.audit.reports.run import build_report
+from cds_service.audit.reports.locale import LANGUAGES, pick_language
+from cds_service.audit.reports.run import build_mirror, build_report, clinician_pseudonym
+from cds_service.audit.reports.tokens import is_mirror_token
 from cds_service.audit.service import current_audit
 from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable, TooManyAttempts
 from cds_service.security.throttle import FailureThrottle
@@ -32,7 +35,8 @@ def _throttle() -> FailureThrottle:
     return current_app.extensions.setdefault("report_token_throttle", FailureThrottle())
 
 
-def _check_token() -> None:
+def _check_token(clinician: str | None = None) -> None:
+    """The report token, or (for `clinician`'s mirror report) that clinician's own token."""
     expected = current_audit().settings.report_token
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -49,9 +53,11 @@ def _check_token() -> None:
             retry_after=wait,
             expression="Authorization",
         )
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        _header_bytes(token.strip()), expected.encode("utf-8")
-    ):
+    presented = _header_bytes(token.strip())
+    accepted = hmac.compare_digest(presented, expected.encode("utf-8"))
+    if clinician is not None:
+        accepted = is_mirror_token(expected, clinician, presented) or accepted
+    if scheme.lower() != "bearer" or not accepted:
         throttle.record_failure(client)
         raise Unauthorised("a valid bearer token is required", expression="Authorization")
 
@@ -76,22 +82,69 @@ def _date(name: str) -> date:
         raise InvalidRequest(f"{name}: not a date (YYYY-MM-DD)", expression=name) from exc
 
 
+def _period() -> Period:
+    try:
+        return Period(_date("from"), _date("to"))
+    except ValueError as exc:
+        raise InvalidRequest(f"to: {exc}", expression="to") from exc
+
+
+def _language() -> str:
+    """?lang= first, then the Accept-Language header, then CDS_DEFAULT_LANGUAGE."""
+    asked = request.args.get("lang")
+    if asked is not None:
+        if asked not in LANGUAGES:
+            raise InvalidRequest(f"lang: must be one of {', '.join(LANGUAGES)}", expression="lang")
+        return asked
+    default = current_audit().settings.default_language
+    return pick_language(request.headers.get("Accept-Language"), default)
+
+
+def _answer(text: str, mimetype: str, language: str) -> Response:
+    response = Response(text, mimetype=mimetype)
+    response.headers["Content-Language"] = language
+    response.vary.add("Accept-Language")
+    return response
+
+
 def _report(fmt: str, mimetype: str) -> Response:
     _check_token()
     by = request.args.get("by") or None
     if by is not None and by not in GROUPINGS:
         raise InvalidRequest(f"by: must be one of {', '.join(GROUPINGS)}", expression="by")
-    try:
-        period = Period(_date("from"), _date("to"))
-    except ValueError as exc:
-        raise InvalidRequest(f"to: {exc}", expression="to") from exc
+    period, language = _period(), _language()
     audit = current_audit()
     try:
-        _, text = build_report(audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt)
+        _, text = build_report(
+            audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt, language=language
+        )
     except SQLAlchemyError as exc:
         log.error("report failed: audit store error", extra={"error": type(exc).__name__})
         raise StoreUnavailable("the audit store is unavailable") from exc
-    return Response(text, mimetype=mimetype)
+    return _answer(text, mimetype, language)
+
+
+def _mirror(fmt: str, mimetype: str) -> Response:
+    identifier = request.args.get("clinician") or ""
+    if not identifier or len(identifier) > 256:
+        raise InvalidRequest(
+            "clinician: required, the practitioner's context.userId (at most 256 characters)",
+            expression="clinician",
+        )
+    audit = current_audit()
+    try:
+        clinician = clinician_pseudonym(audit.settings, identifier)
+    except ValueError as exc:
+        raise Unauthorised("mirror reports need CDS_PSEUDONYM_KEY") from exc
+    _check_token(clinician)
+    period, language = _period(), _language()
+    try:
+        engine, settings = audit.ready_store().engine, audit.settings
+        _, text = build_mirror(engine, settings, period, clinician, fmt=fmt, language=language)
+    except SQLAlchemyError as exc:
+        log.error("mirror report failed: audit store error", extra={"error": type(exc).__name__})
+        raise StoreUnavailable("the audit store is unavailable") from exc
+    return _answer(text, mimetype, language)
 
 
 @bp.errorhandler(Unauthorised)
@@ -122,3 +175,15 @@ def avoided_scans() -> Response:
 def avoided_scans_html() -> Response:
     """The avoided-scans report as a self-contained HTML page with inline SVG charts."""
     return _report("html", "text/html")
+
+
+@bp.get("/mirror")
+def mirror() -> Response:
+    """One clinician's mirror report (own figures beside the peers' median and IQR) as JSON."""
+    return _mirror("json", "application/json")
+
+
+@bp.get("/mirror.html")
+def mirror_html() -> Response:
+    """One clinician's mirror report as a self-contained HTML page with its chart."""
+    return _mirror("html", "text/html")

@@ -9,8 +9,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cds_service.audit.reports.figures import Costs, Period, compute_report
-from cds_service.audit.reports.render import render
+from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser
+from cds_service.audit.reports.comparison import compare_periods
+from cds_service.audit.reports.figures import Costs, Period, compute_report, report_connection
+from cds_service.audit.reports.labels import label_report
+from cds_service.audit.reports.mirror import compute_mirror
+from cds_service.audit.reports.render import render, render_mirror
+from cds_service.audit.reports.translations import definitions
 from cds_service.config import Settings
 
 
@@ -49,6 +54,26 @@ def progress_steps(enabled: bool, total: int) -> Iterator[Callable[[str], None]]
         bar.update(task, completed=total)
 
 
+def full_report(
+    engine: Engine,
+    settings: Settings,
+    period: Period,
+    *,
+    by: str | None,
+    language: str,
+    step: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """The figures of figures.compute_report, with readable labels, the comparison with the
+    period before and the definitions in `language`."""
+    report = compute_report(engine, period, costs_of(settings), by=by, step=step)
+    step("compared with the period before")
+    with report_connection(engine) as connection:
+        report["versusPrevious"] = compare_periods(connection, period, report)
+    report["language"] = language
+    report["definitions"] = definitions(language)
+    return label_report(report)
+
+
 def build_report(
     engine: Engine,
     settings: Settings,
@@ -56,11 +81,35 @@ def build_report(
     *,
     by: str | None,
     fmt: str,
+    language: str = "en",
     progress: bool = False,
 ) -> tuple[dict[str, Any], str]:
-    """The figures and their rendering in `fmt`."""
-    total = 7 if by not in (None, "clinician") else 6
+    """The figures and their rendering in `fmt`, its words in `language`."""
+    total = 8 if by not in (None, "clinician") else 7
     with progress_steps(progress, total + 1) as step:
-        report = compute_report(engine, period, costs_of(settings), by=by, step=step)
+        report = full_report(engine, settings, period, by=by, language=language, step=step)
         step(f"rendering {fmt}")
-        return report, render(report, fmt)
+        return report, render(report, fmt, language)
+
+
+def clinician_pseudonym(settings: Settings, identifier: str) -> str:
+    """The pseudonym the audit store keeps for a practitioner (context.userId, e.g.
+    "Practitioner/123"), under the organisation's CDS_PSEUDONYM_KEY."""
+    key = settings.pseudonym_key or (DEVELOPMENT_KEY if settings.is_development else "")
+    if not key:
+        raise ValueError("CDS_PSEUDONYM_KEY is not set: pseudonyms cannot be computed")
+    return Pseudonymiser(key)("clinician", identifier)
+
+
+def build_mirror(
+    engine: Engine,
+    settings: Settings,
+    period: Period,
+    clinician: str,
+    *,
+    fmt: str,
+    language: str = "en",
+) -> tuple[dict[str, Any], str]:
+    """The mirror report of one clinician (by pseudonym) and its rendering in `fmt`."""
+    report = compute_mirror(engine, period, clinician, language=language)
+    return report, render_mirror(report, fmt, language)
