@@ -1,5 +1,5 @@
 #!/bin/sh
-# Starts the service under gunicorn; used by the Dockerfile, `make run` and a test.
+# Starts the service under gunicorn: what `cds-service serve` runs (the image, `make run`, tests).
 # Logs are JSON lines on stderr (gunicorn_conf.py); the app writes one line per request.
 # Each worker runs CDS_THREADS threads (64), and every request has CDS_REQUEST_DEADLINE_SECONDS
 # to be read and answered (observability/worker.py), so slow clients cannot hold it.
