@@ -18,7 +18,8 @@ from cds_service.audit.reports.run import build_mirror, build_report, clinician_
 from cds_service.audit.store import AuditStore
 from cds_service.cards.catalogue import load_catalogue
 from cds_service.cards.patient_page import render_patient_page
-from cds_service.config import PROJECT_ROOT, Settings
+from cds_service.config import Settings
+from cds_service.shipped import CARDS_DIR
 from tests.functional.mirror_dataset import load_mirror_rows, practitioner
 from tests.functional.report_dataset import load_known_rows
 from tests.support.card_screenshots import find_browser, screenshot
@@ -38,7 +39,7 @@ def pages(scratch: Path) -> dict[str, str]:
         load_known_rows(store.engine, pilot=True)
         load_mirror_rows(store.engine, Pseudonymiser(DEVELOPMENT_KEY))
         m0 = clinician_pseudonym(settings, practitioner("m0"))
-        catalogue = load_catalogue(PROJECT_ROOT / "cards")
+        catalogue = load_catalogue(CARDS_DIR)
         found = {}
         for language in LANGUAGES:
             found[f"report-{language}"] = build_report(
@@ -71,7 +72,7 @@ def shoot(browser: str, out_dir: Path) -> dict[str, Path]:
 
 def main(argv: list[str]) -> int:
     """Write the screenshots into the folder named on the command line."""
-    out_dir = Path(argv[0]) if argv else PROJECT_ROOT / "var" / "report-screenshots"
+    out_dir = Path(argv[0]) if argv else Path("var") / "report-screenshots"
     browser = find_browser()
     if browser is None:
         print("no Chromium found (apt-get install chromium)", file=sys.stderr)
