@@ -27,15 +27,17 @@ run: $(RUN_STAMP)
 	CDS_HOST=$${CDS_HOST:-127.0.0.1} CDS_PORT=$${CDS_PORT:-8080} PATH="$(CURDIR)/$(BIN):$$PATH" \
 		sh docker/entrypoint.sh
 
-## test: lint and the whole test suite
+## test: lint (ruff, the import-layer contracts) and the whole test suite
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .

@@ -21,13 +21,11 @@ from typing import TypeVar
 
 from flask import g, has_app_context
 
+from cds_service.database import DatabaseStalled
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 WORKERS = 4
-
-
-class DatabaseStalled(TimeoutError):
-    """The database did not answer within the caller's allowance."""
 
 
 class DatabaseGate:
