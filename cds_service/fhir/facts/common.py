@@ -10,7 +10,6 @@ from cds_service.fhir.units import as_float
 
 _NUMBER = re.compile(r"^\s*(\d{1,3}(?:[.,]\d+)?)\s*(?:/\s*(?:10|100))?\s*%?\s*$")
 
-EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
 CARE_KIND = {"active-care": "active", "passive-care": "passive"}
 
 
