@@ -206,9 +206,9 @@ class FactsBuilder:
         recognised = Recognised(hits, {})
         for text in code_texts:
             self._read_text(recognised, text, None, codes_first=coded, code_text=True)
-        for text in texts:
-            if text:
-                self._read_text(recognised, text, section, codes_first=False)
+        for written in texts:
+            if written:
+                self._read_text(recognised, written, section, codes_first=False)
         # A concept both coded (or positively worded) and negated in one resource is taken as
         # present: the negation usually belongs to another sentence ("no longer ...").
         for concept_id in hits:
