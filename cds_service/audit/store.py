@@ -216,12 +216,14 @@ def _upsert(connection: Connection, values: dict[str, Any]) -> int | None:
     the row's id, or None when the stored row was kept."""
     dialect = connection.dialect.name
     if dialect not in ("postgresql", "sqlite"):
-        return connection.execute(insert(evaluation).values(**values)).inserted_primary_key[0]
+        key = connection.execute(insert(evaluation).values(**values)).inserted_primary_key
+        return None if key is None else int(key[0])
     make = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = make(evaluation).values(**values)
-    statement = statement.on_conflict_do_update(
+    row = make(evaluation).values(**values)
+    upsert = row.on_conflict_do_update(
         index_elements=list(CALL_ORDER),
-        set_={name: statement.excluded[name] for name in _REFRESHED},
-        where=evaluation.c.ts < statement.excluded.ts,
+        set_={name: row.excluded[name] for name in _REFRESHED},
+        where=evaluation.c.ts < row.excluded.ts,
     ).returning(evaluation.c.id)
-    return connection.execute(statement).scalar_one_or_none()
+    stored: int | None = connection.execute(upsert).scalar_one_or_none()
+    return stored

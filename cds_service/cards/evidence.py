@@ -147,12 +147,12 @@ class EvidenceNames:
             return _Item(what, start, f"{care_kind}-care", note)
         if kind == "score":
             template = things.get(thing.kind)
-            what = (
+            score = (
                 template[language].render(value=_number(thing.value, language)).strip()
                 if template is not None
                 else None
             )
-            return _Item(what, thing.when, SCORE_CONCEPTS.get(thing.kind))
+            return _Item(score, thing.when, SCORE_CONCEPTS.get(thing.kind))
         if kind == "imaging":
             name = (
                 self.catalogue.order_labels[thing.modality.value][language]
