@@ -38,15 +38,19 @@ run: $(RUN_STAMP)
 	CDS_HOST=$${CDS_HOST:-127.0.0.1} CDS_PORT=$${CDS_PORT:-8080} PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/python -m cds_service.cli serve
 
-## test: lint and the whole test suite
+## test: lint (ruff, the import-layer contracts, mypy) and the whole test suite
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy cds_service
 	$(BIN)/pytest
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy cds_service
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
@@ -68,4 +72,4 @@ textcheck: $(RUN_STAMP)
 	$(BIN)/cds-service textcheck
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache

@@ -18,7 +18,7 @@ from cds_service.config import Settings, load_settings
 from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
 from cds_service.fhir.client import default_session
 from cds_service.hooks.routes import bp as hooks_bp
-from cds_service.hooks.routes import json_response
+from cds_service.http_json import json_response
 from cds_service.observability.logs import configure_logging
 from cds_service.observability.metrics import metered_session
 from cds_service.observability.web import init_observability

@@ -19,6 +19,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # live: cards and rating actions are returned; shadow: a silent pilot, everything is judged,
 # rated and audited as live but the answer is {"cards": []} (README, Piloting silently).
 MODES = ("live", "shadow")
+# Where a default `make run` answers; the card links of a render without settings use it too.
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"
 # What one judged order adds to the answer besides its draft's echoes: card, trail (evidence
 # and text readings capped in cards/render.py and evaluation.py), rating extensions. Measured at
 # most 30 KiB (card 9 KiB, trail 21 KiB) for a record citing 3,000 resources in each criterion
@@ -44,7 +46,7 @@ class Settings:
     env: str = "development"
     host: str = "127.0.0.1"
     port: int = 8080
-    public_base_url: str = "http://127.0.0.1:8080"
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     # var/ of the directory the service starts in (make run: the checkout), never the package's
     database_url: str = "sqlite:///var/cds.db"
     fhir_allowlist: tuple[str, ...] = ()

@@ -17,27 +17,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import g, has_app_context
+
+from cds_service.database import DatabaseStalled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 WORKERS = 4
 
 
-class DatabaseStalled(TimeoutError):
-    """The database did not answer within the caller's allowance."""
-
-
 class DatabaseGate:
     """Runs database work on worker threads and waits for it at most a given time."""
 
-    def __init__(self, abort: Callable[[], None] = lambda: None, workers: int = WORKERS) -> None:
+    def __init__(self, abort: Callable[[], object] = lambda: None, workers: int = WORKERS) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cds-db")
         self._abort = abort
         self._lock = threading.Lock()
-        self._stalled: set[Future[object]] = set()
+        self._stalled: set[Future[Any]] = set()
         self._background = False
 
     @property
@@ -78,11 +76,11 @@ class DatabaseGate:
         future.add_done_callback(self._background_done)
         return True
 
-    def _background_done(self, _: Future[object]) -> None:
+    def _background_done(self, _: Future[Any]) -> None:
         with self._lock:
             self._background = False
 
-    def _stall(self, future: Future[object], abort: bool) -> None:
+    def _stall(self, future: Future[Any], abort: bool) -> None:
         with self._lock:
             self._stalled.add(future)
         future.add_done_callback(self._unstall)
@@ -95,7 +93,7 @@ class DatabaseGate:
         with contextlib.suppress(Exception):
             self._abort()
 
-    def _unstall(self, future: Future[object]) -> None:
+    def _unstall(self, future: Future[Any]) -> None:
         with self._lock:
             self._stalled.discard(future)
 

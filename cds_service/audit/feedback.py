@@ -21,14 +21,15 @@ from flask import Blueprint, Response
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.audit.bounded import DatabaseStalled
 from cds_service.audit.models import ACCEPTED, CANCELLED, OVERRIDDEN, REPLACED
 from cds_service.audit.pseudonyms import Pseudonymiser, safe_token
 from cds_service.audit.recording import CANCEL, REPLACE
 from cds_service.audit.service import current_audit
+from cds_service.database import DatabaseStalled
 from cds_service.errors import CdsError, InvalidRequest, Issue, StoreUnavailable
-from cds_service.hooks.routes import find_service, json_response, parse_json_body
+from cds_service.hooks.discovery import find_service
 from cds_service.hooks.validation import json_path, strict_validator
+from cds_service.http_json import json_response, parse_json_body
 from cds_service.runtime import runtime
 
 bp = Blueprint("cds_feedback", __name__, url_prefix="/cds-services")

@@ -9,15 +9,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
 )
 
-metadata = MetaData()
-
-# BIGINT on PostgreSQL, INTEGER (the rowid alias, hence autoincrementing) on SQLite.
-Id = BigInteger().with_variant(Integer(), "sqlite")
+from cds_service.database import Id, metadata
 
 # Codes of the clinician's response to a card, derived from CDS Hooks feedback.
 CANCELLED = "cancelled"  # accepted a suggestion that deletes the draft order

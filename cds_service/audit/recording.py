@@ -10,7 +10,7 @@ from typing import Any
 from cds_service.audit.models import LIVE
 from cds_service.audit.pseudonyms import Pseudonymiser, safe_token, uuid_or_pseudonym
 from cds_service.evaluation import Evaluation
-from cds_service.fhir.orders import ORDER_CONCEPTS, draft_resources
+from cds_service.fhir.orders import draft_resources
 from cds_service.rules.knowledge import Knowledge
 from cds_service.rules.model import Status
 
@@ -67,7 +67,8 @@ def _order_coding(
             continue
         system, value = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(value, str):
-            if set(knowledge.concepts_for_coding(system, value)) & set(ORDER_CONCEPTS):
+            concepts = knowledge.concepts_for_coding(system, value)
+            if any(knowledge.modality_of(concept) is not None for concept in concepts):
                 return system[:128], safe_token(value, 32)
     return None, None
 

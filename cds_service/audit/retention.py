@@ -59,7 +59,8 @@ def purge(
                 ),
                 connection.scalar(select(func.count()).select_from(jwt_replay).where(expired)),
             ]
-        return PurgeResult(cutoff, *(int(n or 0) for n in counts), dry_run=True)
+        evaluations, feedbacks, suggestions, tokens = (int(n or 0) for n in counts)
+        return PurgeResult(cutoff, evaluations, feedbacks, suggestions, tokens, dry_run=True)
     totals = [0, 0, 0]
     while True:
         with engine.begin() as connection:

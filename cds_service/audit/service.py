@@ -9,16 +9,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from cds_service.audit.bounded import DatabaseGate, DatabaseStalled, run_within_call
+from cds_service.audit.bounded import DatabaseGate, run_within_call
 from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser, safe_token
 from cds_service.audit.recording import EvaluationRow, evaluation_rows
 from cds_service.audit.spool import Spool
-from cds_service.audit.store import AuditStore, DatabaseTimeouts, abort_connections
+from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
+from cds_service.database import DatabaseTimeouts, abort_connections, set_call_wait
 from cds_service.evaluation import Evaluation
 from cds_service.observability import metrics
 from cds_service.rules.knowledge import Knowledge
@@ -247,21 +248,12 @@ def timeouts_of(settings: Settings) -> DatabaseTimeouts:
     )
 
 
-def database_call(work: Callable[[], T], fallback: Callable[[], T]) -> T:
-    """`work` within the current hook call's database wait, else `fallback()` (no app: direct)."""
-    if not has_app_context() or "cds_audit" not in current_app.extensions:
-        return work()
-    audit: Audit = current_app.extensions["cds_audit"]
-    try:
-        return audit.within_call(work)
-    except DatabaseStalled:
-        return fallback()
-
-
 def init_audit(app: Flask, settings: Settings, knowledge: Knowledge) -> Audit:
     """Attach an Audit to the app."""
     audit = Audit(settings, knowledge)
     app.extensions["cds_audit"] = audit
+    # The replay cache's database work waits within the same hook-call allowance as the audit.
+    set_call_wait(app, audit.within_call)
     return audit
 
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
-import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
-    create_engine,
     delete,
-    event,
     insert,
     select,
     text,
@@ -29,7 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from cds_service.audit.models import (
@@ -41,6 +33,7 @@ from cds_service.audit.models import (
     suggestion,
 )
 from cds_service.audit.recording import EvaluationRow
+from cds_service.database import DatabaseTimeouts, make_engine
 from cds_service.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -48,107 +41,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: PostgreSQL advisory lock held while migrating, so that several workers or
 # hosts starting at once upgrade the schema one after the other.
 _MIGRATION_LOCK = 7_245_310_011
-
-
-# A peer that stops acknowledging what it is sent (a network black hole) is dropped by the
-# kernel after this long, and an idle pooled connection is probed, so that a worker never stays
-# blocked on a dead connection. Fixed: they bound a worker thread, never a hook call.
-_TCP_USER_TIMEOUT_MS = 10_000
-_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3}
-_KEEPALIVE_COUNT = 3
-# The live DBAPI connections of each engine, so that a stalled one can be shut down from outside.
-_CONNECTIONS: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseTimeouts:
-    """How long the database may take: connecting, one statement, waiting for a lock."""
-
-    # psycopg and libpq treat any connect_timeout under 2 s as 2 s.
-    connect_seconds: int = 2
-    statement_ms: int = 1000
-    lock_ms: int = 500
-    sqlite_busy_ms: int = 200
-
-
-def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
-    """An engine for CDS_DATABASE_URL with bounded waits; SQLite files get WAL and foreign keys.
-
-    PostgreSQL gets connect_timeout, statement_timeout and lock_timeout (options given in the
-    URL's own `options` win); SQLite gets a busy timeout.
-    """
-    timeouts = timeouts or DatabaseTimeouts()
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "postgresql":
-        engine = create_engine(
-            parsed, pool_pre_ping=True, future=True, connect_args=_postgres_args(parsed, timeouts)
-        )
-        _track_connections(engine)
-        return engine
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, future=True)
-    if parsed.database and parsed.database != ":memory:":
-        # Best effort: if the directory cannot be made, connecting fails later and is logged.
-        with contextlib.suppress(OSError):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        parsed, future=True, connect_args={"timeout": timeouts.sqlite_busy_ms / 1000}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
-
-
-def _postgres_args(parsed: Any, timeouts: DatabaseTimeouts) -> dict[str, Any]:
-    given = parsed.query.get("options") or ""
-    if not isinstance(given, str):  # the parameter repeated in the URL
-        given = " ".join(given)
-    options = (
-        f"-c statement_timeout={timeouts.statement_ms} -c lock_timeout={timeouts.lock_ms} {given}"
-    )
-    return {
-        "connect_timeout": timeouts.connect_seconds,
-        "options": options.strip(),
-        "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
-        "keepalives_count": _KEEPALIVE_COUNT,
-        **_KEEPALIVE,
-    }
-
-
-def _track_connections(engine: Engine) -> None:
-    live: weakref.WeakSet[Any] = weakref.WeakSet()
-    _CONNECTIONS[engine] = live
-
-    @event.listens_for(engine, "connect")
-    def _remember(connection: Any, _: Any) -> None:
-        live.add(connection)
-
-
-def abort_connections(engine: Engine) -> int:
-    """Shut down the sockets of the engine's PostgreSQL connections; how many were shut.
-
-    A thread blocked reading from one of them gets an error at once; the pool then replaces
-    the connection (pre-ping) on its next use.
-    """
-    shut = 0
-    for connection in list(_CONNECTIONS.get(engine, ())):
-        try:
-            duplicate = os.dup(connection.pgconn.socket)
-        except Exception:  # noqa: S112 - already closed: nothing to release
-            continue
-        with socket.socket(fileno=duplicate) as sock, contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-            shut += 1
-    return shut
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -324,12 +216,14 @@ def _upsert(connection: Connection, values: dict[str, Any]) -> int | None:
     the row's id, or None when the stored row was kept."""
     dialect = connection.dialect.name
     if dialect not in ("postgresql", "sqlite"):
-        return connection.execute(insert(evaluation).values(**values)).inserted_primary_key[0]
+        key = connection.execute(insert(evaluation).values(**values)).inserted_primary_key
+        return None if key is None else int(key[0])
     make = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = make(evaluation).values(**values)
-    statement = statement.on_conflict_do_update(
+    row = make(evaluation).values(**values)
+    upsert = row.on_conflict_do_update(
         index_elements=list(CALL_ORDER),
-        set_={name: statement.excluded[name] for name in _REFRESHED},
-        where=evaluation.c.ts < statement.excluded.ts,
+        set_={name: row.excluded[name] for name in _REFRESHED},
+        where=evaluation.c.ts < row.excluded.ts,
     ).returning(evaluation.c.id)
-    return connection.execute(statement).scalar_one_or_none()
+    stored: int | None = connection.execute(upsert).scalar_one_or_none()
+    return stored

@@ -15,11 +15,8 @@ from datetime import date
 from typing import Any
 
 from cds_service.cards.catalogue import Catalogue
-from cds_service.rules.model import PatientFacts, Strength
+from cds_service.rules.model import EPISODE_CONCEPTS, PatientFacts, Strength
 
-# Episode concepts: every back-pain note carries one, so beside another finding of the same
-# resource they only repeat what the card is about.
-EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
 # Resource types whose text is the clinician's own note (the GP journal, a consultation).
 NOTE_TYPES = frozenset({"Observation", "Encounter"})
 SIDES = ("bilateral", "left", "right")
@@ -150,12 +147,12 @@ class EvidenceNames:
             return _Item(what, start, f"{care_kind}-care", note)
         if kind == "score":
             template = things.get(thing.kind)
-            what = (
+            score = (
                 template[language].render(value=_number(thing.value, language)).strip()
                 if template is not None
                 else None
             )
-            return _Item(what, thing.when, SCORE_CONCEPTS.get(thing.kind))
+            return _Item(score, thing.when, SCORE_CONCEPTS.get(thing.kind))
         if kind == "imaging":
             name = (
                 self.catalogue.order_labels[thing.modality.value][language]
@@ -206,6 +203,8 @@ class EvidenceNames:
         named = [i for i in items if i.what]
         if any(not i.absent for i in named):
             named = [i for i in named if not i.absent]
+        # Every back-pain note carries an episode concept, so beside another finding of the same
+        # resource it only repeats what the card is about.
         if episode and any(i.concept in EPISODE_CONCEPTS for i in named):
             named = [i for i in named if i.concept in EPISODE_CONCEPTS]
         elif any(i.concept not in EPISODE_CONCEPTS for i in named):

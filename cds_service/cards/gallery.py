@@ -9,7 +9,7 @@ escaped), styles are inline and nothing is loaded from elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -247,7 +247,7 @@ def markdown_html(text: str) -> Markup:
     return Markup(_MARKDOWN.render(text))  # noqa: S704 - markdown-it escapes, html is off
 
 
-def render_gallery(entries: list[Mapping[str, Any]]) -> str:
+def render_gallery(entries: Sequence[Mapping[str, Any]]) -> str:
     """The gallery page: the cards side by side, Dutch and English, per sample."""
     rows: dict[str, dict[str, Any]] = {}
     for entry in entries:

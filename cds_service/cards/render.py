@@ -44,6 +44,7 @@ from cds_service.cards.suggestions import (
     override_reasons,
     therapy_referral,
 )
+from cds_service.config import DEFAULT_PUBLIC_BASE_URL
 from cds_service.rules.model import CriterionResult, Decision, Outcome, PatientFacts, Status
 
 __all__ = [
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 DECISION_SYSTEM = "https://lumbar-imaging-cds.local/CodeSystem/decision"
-DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 PATIENT_PAGE_PATH = "/patient-info"
 PATIENT_LINK_LABEL = "patient-page"  # the Markdown reference of the patient page link
 # Records named per decisive criterion in the lead part of the card, and per line of "All
@@ -100,7 +100,7 @@ class CardContext:
     facts: PatientFacts | None = None
     draft: Mapping[str, Any] | None = None
     patient_id: str | None = None
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = DEFAULT_PUBLIC_BASE_URL
     variant: str | None = None
 
     @property

@@ -185,7 +185,7 @@ def mri_suggestions(
     resource = mri_order(draft, patient_id, text("code_text"), decision.outcome is Outcome.URGENT)
     if resource is None:
         return []
-    actions = [
+    actions: list[dict[str, Any]] = [
         {"type": "delete", "description": text("delete"), "resourceId": decision.order.reference},
         {"type": "create", "description": text("create"), "resource": resource},
     ]

@@ -14,9 +14,8 @@ def to_date(value: Any, tz: tzinfo | None = None) -> date | None:
     call) so that it lands on the same calendar as "today"; without `tz` its own date is used.
     """
     if isinstance(value, datetime):
-        if tz is not None and value.tzinfo is not None:
-            value = value.astimezone(tz)
-        return value.date()
+        moment = value.astimezone(tz) if tz is not None and value.tzinfo is not None else value
+        return moment.date()
     if isinstance(value, date):
         return value
     if isinstance(value, str):

@@ -7,13 +7,7 @@ from typing import Any
 
 from cds_service.errors import InvalidRequest, Issue
 from cds_service.rules.knowledge import Knowledge
-from cds_service.rules.model import LumbarOrder, Modality, OrderReason, Strength
-
-ORDER_CONCEPTS = {
-    "lumbar-xray": Modality.XRAY,
-    "lumbar-mri": Modality.MRI,
-    "lumbar-ct": Modality.CT,
-}
+from cds_service.rules.model import EPISODE_CONCEPTS, LumbarOrder, OrderReason, Strength
 
 
 def draft_resources(draft_orders: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -69,8 +63,6 @@ def recognise(resource: Mapping[str, Any], knowledge: Knowledge) -> LumbarOrder 
     )
 
 
-# Concepts of the order's reason that establish the episode when the record has none.
-EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
 # Concepts that, named as the reason for a scan, are the clinician's suspicion (POLICY
 # "Suspected"): a stated alarm or indication, to be supported by the record.
 SUSPICION_CONCEPTS = frozenset({"cauda-equina", "spinal-infection", "malignancy", "lumbar-injury"})
@@ -140,11 +132,10 @@ def _recognise_modality(resource: Mapping[str, Any], knowledge: Knowledge) -> Lu
         system, value = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(value, str):
             for concept in knowledge.concepts_for_coding(system, value):
-                if concept in ORDER_CONCEPTS:
+                modality = knowledge.modality_of(concept)
+                if modality is not None:
                     display = coding.get("display") or (code or {}).get("text") or value
-                    return LumbarOrder(
-                        reference, ORDER_CONCEPTS[concept], str(display), Strength.CODE
-                    )
+                    return LumbarOrder(reference, modality, str(display), Strength.CODE)
         if isinstance(coding.get("display"), str):
             texts.append(coding["display"])
     if isinstance(code, Mapping) and isinstance(code.get("text"), str):

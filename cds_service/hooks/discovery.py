@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cds_service.errors import UnknownService
+
 # One template per resource family the rules read (POLICY.md). All Conditions and episodes are
 # fetched, not only active ones, because resolved episodes and cancer history are evidence too.
 PREFETCH: dict[str, str] = {
@@ -85,3 +87,11 @@ SERVICES: dict[str, ServiceDefinition] = {
 def discovery_document() -> dict[str, Any]:
     """The body of GET /cds-services."""
     return {"services": [service.to_json() for service in SERVICES.values()]}
+
+
+def find_service(service_id: str) -> ServiceDefinition:
+    """The service with this id, or UnknownService (404)."""
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise UnknownService(f"no CDS service with id '{service_id[:80]}'", expression="id")
+    return service

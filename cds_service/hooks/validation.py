@@ -87,23 +87,25 @@ def json_path(error: ValidationError) -> str:
     path = ""
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    if error.validator == "dependentRequired" and isinstance(error.instance, dict):
+    rule, instance = error.validator_value, error.instance
+    missing = None
+    if not isinstance(instance, dict):  # only an object lacks keys
+        return path or "$"
+    if error.validator == "dependentRequired" and isinstance(rule, dict):
         missing = next(
             (
                 needed
-                for field, needs in error.validator_value.items()
-                if field in error.instance
+                for field, needs in rule.items()
+                if field in instance
                 for needed in needs
-                if needed not in error.instance
+                if needed not in instance
             ),
             None,
         )
-        if missing:
-            path = f"{path}.{missing}" if path else missing
-    elif error.validator == "required" and isinstance(error.instance, dict):
-        missing = next((k for k in error.validator_value if k not in error.instance), None)
-        if missing:
-            path = f"{path}.{missing}" if path else missing
+    elif error.validator == "required" and isinstance(rule, list):
+        missing = next((k for k in rule if k not in instance), None)
+    if missing:
+        path = f"{path}.{missing}" if path else missing
     return path or "$"
 
 

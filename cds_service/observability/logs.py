@@ -138,7 +138,7 @@ _base_factory = logging.getLogRecordFactory()
 def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Records remember the request they were made in (formatting may happen later)."""
     record = _base_factory(*args, **kwargs)
-    record._cds_context = _request_context()  # type: ignore[attr-defined]
+    record._cds_context = _request_context()
     return record
 
 
@@ -203,13 +203,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (test runners swap it)."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

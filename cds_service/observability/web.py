@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from cds_service.config import Settings
 from cds_service.errors import Issue, operation_outcome
 from cds_service.hooks.discovery import SERVICES
-from cds_service.hooks.routes import json_response
+from cds_service.http_json import json_response
 from cds_service.observability import metrics
 from cds_service.observability.logs import UUID_PATTERN
 

@@ -64,7 +64,8 @@ class DeadlineThreadWorker(ThreadWorker):
 
     def murder_keepalived(self, force: bool = False) -> None:
         """Expire idle connections as gunicorn does, then cut off requests past their deadline."""
-        super().murder_keepalived(force)
+        # gunicorn 27 added `force`; its stubs (types-gunicorn 26.2) still lack it.
+        super().murder_keepalived(force)  # type: ignore[call-arg]
         self.cut_off_overdue()
 
     def cut_off_overdue(self) -> int:

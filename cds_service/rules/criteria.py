@@ -8,6 +8,7 @@ from datetime import date
 
 from cds_service.rules.knowledge import Policy
 from cds_service.rules.model import (
+    EPISODE_CONCEPTS,
     CriterionResult,
     Finding,
     LumbarOrder,
@@ -36,7 +37,6 @@ EXAM_CONCEPTS = (
     *DEFICIT_CONCEPTS,
 )
 RADICULAR_CONCEPTS = ("sciatica", "radicular-symptoms")
-EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
 CAUDA_EQUINA_ANY_TIME = ("cauda-equina", "saddle-anaesthesia", "loss-of-anal-tone")
 CAUDA_EQUINA_IF_NEW = ("urinary-retention", "urinary-incontinence", "faecal-incontinence")
 INFECTION_RISK_STATES = ("iv-drug-use", "immunosuppression", "diabetes")
@@ -616,7 +616,8 @@ def recent_suspicions(ctx: Context, concept: str) -> list[Finding]:
 
 
 # A suspicion with the reasons that support it; without them it asks for those findings.
-SUSPICIONS = (
+# (concept, criterion, reason when unsupported, the criterion's reasons that support it)
+SUSPICIONS: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     (
         "spinal-infection",
         "red-flag",
@@ -747,7 +748,7 @@ def surgical_planning(ctx: Context) -> CriterionResult:
     if not (referral or planned or indication) and reason_of_order is not None:
         if reason_of_order.specialist_request:
             # POLICY: the order says a spine surgeon / neurosurgeon / pain specialist asked
-            evidence = (ctx.order.reason_reference,)
+            evidence: tuple[str, ...] = (ctx.order.reason_reference,)
             return CriterionResult(
                 "surgical-planning", MET, "specialist-request", INDICATED, evidence
             )

@@ -20,6 +20,7 @@ recorded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 
@@ -28,20 +29,8 @@ from cds_service.rules.model import CriterionResult, Decision, Outcome, Status
 CRITERION = "data-unavailable"
 REASON = "fhir-data-unavailable"
 
-# Prefetch key (cds_service/hooks/discovery.py) -> missing-data code of its resource family.
-FAMILY_CODES: dict[str, str] = {
-    "patient": "fhir:patient",
-    "conditions": "fhir:conditions",
-    "observations": "fhir:observations",
-    "procedures": "fhir:procedures",
-    "medicationStatements": "fhir:medication-statements",
-    "medicationRequests": "fhir:medication-requests",
-    "serviceRequests": "fhir:service-requests",
-    "imagingStudies": "fhir:imaging-studies",
-    "diagnosticReports": "fhir:diagnostic-reports",
-    "episodesOfCare": "fhir:episodes-of-care",
-    "encounters": "fhir:encounters",
-}
+# An upper-case letter of a prefetch key, which the family's code spells as "-" and lower case.
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 # Families that can only confirm a not-indicated decision: fhir/facts reads prior lumbar imaging
 # from them, which the rules use for repeat imaging (not indicated) alone. Every other family,
@@ -60,9 +49,18 @@ EXPLAINED_BY: dict[str, frozenset[str]] = {
 }
 
 
+def family_code(key: str) -> str:
+    """The missing-data code of a prefetch key ("medicationStatements" ->
+    "fhir:medication-statements").
+
+    The families themselves are the prefetch keys (hooks/discovery.py PREFETCH), listed once.
+    """
+    return "fhir:" + _WORD_START.sub("-", key).lower()
+
+
 def family_codes(keys: Iterable[str]) -> frozenset[str]:
     """The missing-data codes of prefetch keys ("observations" -> "fhir:observations")."""
-    return frozenset(FAMILY_CODES.get(key, f"fhir:{key}") for key in keys)
+    return frozenset(family_code(key) for key in keys)
 
 
 def degrade(decision: Decision, unavailable: Collection[str]) -> Decision:
@@ -101,8 +99,8 @@ __all__ = [
     "CONFIRMS_ONLY",
     "CRITERION",
     "EXPLAINED_BY",
-    "FAMILY_CODES",
     "REASON",
     "degrade",
+    "family_code",
     "family_codes",
 ]

@@ -535,6 +535,8 @@ def _policy_value(path: Path, line: int | None, name: str, value: Any, kind: typ
         raise _fail(path, line, f"'{label}' must be an integer, got {value!r}")
     if kind is float and not isinstance(value, (int, float)):
         raise _fail(path, line, f"'{label}' must be a number, got {value!r}")
+    if isinstance(value, str):  # only for a kind other than int, float or str
+        raise _fail(path, line, f"'{label}' must be {kind.__name__}, got {value!r}")
     bounds = _POLICY_RANGES.get(name) or next(
         (r for suffix, r in _SUFFIX_RANGES.items() if name.endswith(suffix)), None
     )

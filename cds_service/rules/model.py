@@ -32,6 +32,11 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
+# The concepts that make the back-pain episode itself (a diagnosis, a reason for the order),
+# not a finding within it.
+EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
+
+
 class Modality(StrEnum):
     """Lumbar imaging modalities the service recognises."""
 
@@ -314,6 +319,7 @@ XRAY_CANNOT_ANSWER = frozenset(
 )
 
 __all__ = [
+    "EPISODE_CONCEPTS",
     "PAMA_RATING",
     "XRAY_CANNOT_ANSWER",
     "CareEpisode",

@@ -229,17 +229,17 @@ def score(reader: TextReader, entries: Sequence[Entry]) -> Score:
                     result.families.setdefault(family, Counts()).fp += 1
         for concept, family in entry.not_affirmed.items():
             counts = result.families.setdefault(family, Counts())
-            got = contexts.get(concept, set())
+            read_as = contexts.get(concept, set())
             if concept in affirmed:
                 counts.fn += 1
-            elif family in got:
+            elif family in read_as:
                 counts.tp += 1
             else:
                 counts.fn += 1
-                for other in got:
+                for other in read_as:
                     result.families.setdefault(other, Counts()).fp += 1
-                seen = ", ".join(sorted(got)) or "not found"
-                problems.append(f"{concept}: {seen}, expected {family}")
+                named = ", ".join(sorted(read_as)) or "not found"
+                problems.append(f"{concept}: {named}, expected {family}")
         for concept, names in entry.qualifiers.items():
             have = set().union(
                 *(f.qualifiers for f in findings if f.concept == concept and f.affirmed)

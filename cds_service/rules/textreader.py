@@ -18,11 +18,13 @@ import gc
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import compress, islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
+T = TypeVar("T")
 # Contexts a finding read from text can have; only AFFIRMED counts as the patient's finding now.
 AFFIRMED = "affirmed"
 NEGATED = "negated"
@@ -142,6 +144,14 @@ _FIRST = operator.itemgetter(0)
 _GRADE_WORD_SET = frozenset(("mrc", "kracht", "kr", "strength", "power"))
 # the kinds of token that _normal_token changes
 _NORMALISED_KINDS = frozenset({"abbr", "level", "num"})
+
+
+def _filled(items: list[T | None], fill: Callable[[int], T]) -> list[T]:
+    """`items` with each None replaced, in place, by `fill(index)`."""
+    if None in items:
+        for i in _positions(items, None):
+            items[i] = fill(i)
+    return cast("list[T]", items)  # no None is left
 
 
 def _positions(items: list[Any], value: Any) -> list[int]:
@@ -404,10 +414,7 @@ class _PhraseIndex:
         found: list[_Span] = []
         match = self._match
         n = len(forms)
-        plans = list(map(self._plans.get, forms))
-        if None in plans:
-            for i in _positions(plans, None):
-                plans[i] = self._plan(forms[i])
+        plans = _filled(list(map(self._plans.get, forms)), lambda i: self._plan(forms[i]))
         for i in compress(range(n), plans) if fast else range(n):
             for bucket in plans[i]:
                 for payload in bucket.single:
@@ -909,7 +916,11 @@ class TextReader:
     # -- structure -----------------------------------------------------------------------------
 
     def _structure(
-        self, doc: _Doc, forms: list[str], breaks: set[int], enders: set[int] = frozenset()
+        self,
+        doc: _Doc,
+        forms: list[str],
+        breaks: set[int],
+        enders: AbstractSet[int] = frozenset(),
     ) -> None:
         """Sentence, clause, list group and item start per token.
 
@@ -1024,10 +1035,9 @@ class TextReader:
     def _findings(self, doc: _Doc, line_section: str | None) -> list[TextFinding]:
         fast = self._fast_paths
         # the per-token lists are built by map() where it can: C speed, not a Python loop
-        forms = list(map(self._form_cache.get, doc.tokens))
-        if None in forms:
-            for i in _positions(forms, None):
-                forms[i] = self._form(doc.tokens[i])
+        forms = _filled(
+            list(map(self._form_cache.get, doc.tokens)), lambda i: self._form(doc.tokens[i])
+        )
         n = len(forms)
         # hard stops for the keyword gaps: sentence ends and colons (clause breaks come later)
         hard_gap = list(map(_GAP_TOKENS_FORBIDDEN.__contains__, forms))
@@ -1169,23 +1179,23 @@ class TextReader:
         for index, grade in grades:
             span = _Span(index, index + 1, ("kw", "muscle-strength", ""))
             context, cue = self._context(doc, span, cues, "muscle-strength", absence_starts)
-            q = set(quals.get(doc.clause[index], frozenset()))
+            graded = set(quals.get(doc.clause[index], frozenset()))
             if index in falling:
-                q.add("progressive")
+                graded.add("progressive")
             words = doc.surface(
                 max(0, index - 1) if forms[index - 1 : index] == ["mrc"] else index, index + 1
             )
             section = doc.section[index]
             emit(
                 TextFinding(
-                    "muscle-strength", words, context, cue, frozenset(q), grade, section, True
+                    "muscle-strength", words, context, cue, frozenset(graded), grade, section, True
                 )
             )
             weak = grade <= rules.mrc_deficit_max
             if not weak and grade < 5:
                 continue  # "5-/5": no proof of full strength, no deficit either
             if grade <= rules.mrc_severe_max:
-                q.add("severe")
+                graded.add("severe")
             weakness_context = context if weak else (NEGATED if context == AFFIRMED else context)
             emit(
                 TextFinding(
@@ -1193,7 +1203,7 @@ class TextReader:
                     words,
                     weakness_context,
                     cue if weak or context != AFFIRMED else f"MRC {grade:g}",
-                    frozenset(q) if weak else frozenset(q - {"severe"}),
+                    frozenset(graded) if weak else frozenset(graded - {"severe"}),
                     grade,
                     section,
                     True,
@@ -1426,15 +1436,15 @@ class TextReader:
         section = doc.section[span.start]
         if section is not None:
             context = self._section_context(section)
-            family = self.rules.families.get(context or "")
+            section_rules = self.rules.families.get(context or "")
             if (
                 context
-                and family is not None
-                and not (family.applies_to and concept not in family.applies_to)
+                and section_rules is not None
+                and not (section_rules.applies_to and concept not in section_rules.applies_to)
                 and not (context == SUSPECTED and concept in self._measurements)
                 and concept not in self.rules.section_exempt.get(section, ())
                 and not cues.terminated(context, doc.section_start[span.start], span.start)
-                and not self._blocked(doc, cues, span, family)
+                and not self._blocked(doc, cues, span, section_rules)
             ):
                 return context, f"{section}:"
         return AFFIRMED, None

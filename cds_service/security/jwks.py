@@ -18,10 +18,10 @@ from typing import Any
 
 import requests
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, Key, KeySet, RSAKey
 
 log = logging.getLogger(__name__)
-ASYMMETRIC = {"EC": ECKey, "RSA": RSAKey}
+ASYMMETRIC: dict[str, type[ECKey] | type[RSAKey]] = {"EC": ECKey, "RSA": RSAKey}
 MAX_JWKS_BYTES = 256 * 1024
 
 
@@ -34,7 +34,7 @@ def import_key_set(value: Any) -> KeySet:
     """
     if not isinstance(value, Mapping) or not isinstance(value.get("keys"), list):
         raise ValueError('expected a JWK Set: {"keys": [...]}')
-    keys = []
+    keys: list[Key] = []
     seen: set[str] = set()
     for item in value["keys"]:
         if not isinstance(item, Mapping):

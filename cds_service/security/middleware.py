@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from cds_service.config import Settings
 from cds_service.errors import ConfigError
-from cds_service.hooks.routes import json_response
+from cds_service.http_json import json_response
 from cds_service.security.issuers import TrustedIssuer, load_trusted_issuers
 from cds_service.security.jwks import JwksCache
 from cds_service.security.replay import ReplayCache

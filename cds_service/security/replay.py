@@ -36,8 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cds_service.audit.models import metadata
-from cds_service.audit.service import database_call
+from cds_service.database import database_call, metadata
 
 log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 255

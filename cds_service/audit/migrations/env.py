@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+import cds_service.audit.models  # puts the audit tables on metadata
 import cds_service.security.replay  # noqa: F401 - puts jwt_replay (migration 0003) on metadata
-from cds_service.audit.models import metadata
+from cds_service.database import metadata
 
 config = context.config
 

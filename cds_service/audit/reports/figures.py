@@ -9,7 +9,7 @@ the service's memory.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -335,7 +335,7 @@ _WATCH_COLUMNS = (
 )
 
 
-def _watch_side(row: Mapping[str, Any], side: str) -> dict[str, Any]:
+def _watch_side(row: Mapping[Any, Any], side: str) -> dict[str, Any]:
     def get(name: str) -> Any:
         return row[f"{side}_{name}"]
 
@@ -397,7 +397,7 @@ def _day(ms: int | None) -> str | None:
 
 
 def _comparison(
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     episodes: Mapping[str, int | None],
     imaged: Mapping[str, int | None],
 ) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def _mirror(fmt: str, mimetype: str) -> Response:
 
 @bp.errorhandler(Unauthorised)
 def _unauthorised(error: Unauthorised) -> Response:
-    from cds_service.hooks.routes import json_response
+    from cds_service.http_json import json_response
 
     response = json_response(error.to_operation_outcome(), error.status)
     response.headers["WWW-Authenticate"] = 'Bearer realm="reports"'
@@ -158,7 +158,7 @@ def _unauthorised(error: Unauthorised) -> Response:
 
 @bp.errorhandler(TooManyAttempts)
 def _throttled(error: TooManyAttempts) -> Response:
-    from cds_service.hooks.routes import json_response
+    from cds_service.http_json import json_response
 
     response = json_response(error.to_operation_outcome(), error.status)
     response.headers["Retry-After"] = str(error.retry_after)

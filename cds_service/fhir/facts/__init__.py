@@ -45,8 +45,8 @@ from cds_service.fhir.facts import (  # noqa: F401
     procedures,
 )
 from cds_service.fhir.facts.builder import FactsBuilder
-from cds_service.fhir.facts.common import EPISODE_CONCEPTS, normalise_references
-from cds_service.rules.model import PatientFacts
+from cds_service.fhir.facts.common import normalise_references
+from cds_service.rules.model import EPISODE_CONCEPTS, PatientFacts
 
 if TYPE_CHECKING:
     from cds_service.rules.knowledge import Knowledge

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from cds_service.fhir import exam
 from cds_service.fhir.dates import earliest, to_date
 from cds_service.fhir.facts.common import (
-    EPISODE_CONCEPTS,
     normalise_references,
     side_of,
     texts_of,
@@ -21,6 +20,7 @@ from cds_service.fhir.facts.registry import FINISHERS, READERS
 from cds_service.fhir.facts.relevance import Screen
 from cds_service.fhir.validated import validated
 from cds_service.rules.model import (
+    EPISODE_CONCEPTS,
     CareEpisode,
     Finding,
     Medication,
@@ -38,11 +38,6 @@ if TYPE_CHECKING:
     from cds_service.rules.textreader import Reading
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_ORDER_MODALITY = {
-    "lumbar-xray": Modality.XRAY,
-    "lumbar-mri": Modality.MRI,
-    "lumbar-ct": Modality.CT,
-}
 # Text findings that record an examination was done; each is kept as a finding of its own.
 _EXAM_ITEMS = frozenset({"muscle-strength", "reflex-test", "sensation-test", "neuro-exam"})
 # History still counts for these (POLICY "Historical"): kept as findings of the past.
@@ -211,9 +206,9 @@ class FactsBuilder:
         recognised = Recognised(hits, {})
         for text in code_texts:
             self._read_text(recognised, text, None, codes_first=coded, code_text=True)
-        for text in texts:
-            if text:
-                self._read_text(recognised, text, section, codes_first=False)
+        for written in texts:
+            if written:
+                self._read_text(recognised, written, section, codes_first=False)
         # A concept both coded (or positively worded) and negated in one resource is taken as
         # present: the negation usually belongs to another sentence ("no longer ...").
         for concept_id in hits:
@@ -390,8 +385,9 @@ class FactsBuilder:
     def imaging_modality(self, recognised: Recognised, concepts: list[Any]) -> Any:
         """Modality of lumbar imaging named by code or text; False when it is not one."""
         for concept in recognised.hits:
-            if concept in _ORDER_MODALITY:
-                return _ORDER_MODALITY[concept]
+            modality = self.knowledge.modality_of(concept)
+            if modality is not None:
+                return modality
         for concept in concepts:
             for text in texts_of(concept):
                 modality = self.order_modality(text)

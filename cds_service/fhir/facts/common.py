@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from cds_service.fhir.units import as_float
 
 _NUMBER = re.compile(r"^\s*(\d{1,3}(?:[.,]\d+)?)\s*(?:/\s*(?:10|100))?\s*%?\s*$")
 
-EPISODE_CONCEPTS = frozenset({"low-back-pain", "sciatica", "lumbar-stenosis"})
 CARE_KIND = {"active-care": "active", "passive-care": "passive"}
 
 
@@ -75,7 +74,9 @@ def plain_number(text: str) -> float | None:
     return float(match.group(1).replace(",", ".")) if match else None
 
 
-def number_value(observation: Any, parse_text: Any) -> float | None:
+def number_value(
+    observation: Any, parse_text: Callable[[str], float | None] | None
+) -> float | None:
     """valueInteger, valueQuantity.value, or valueString read by `parse_text`."""
     if observation.valueInteger is not None:
         return as_float(observation.valueInteger)

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from cds_service.fhir import exam
 from cds_service.fhir.facts.common import (
-    EPISODE_CONCEPTS,
     codes_of,
     note_texts,
     period_start,
@@ -14,6 +13,7 @@ from cds_service.fhir.facts.common import (
 )
 from cds_service.fhir.facts.registry import reads
 from cds_service.rules.model import (
+    EPISODE_CONCEPTS,
     Finding,
     Strength,
 )

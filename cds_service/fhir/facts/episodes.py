@@ -25,13 +25,12 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from cds_service.fhir.facts.common import (
-    EPISODE_CONCEPTS,
     normalise_references,
     period_end,
     period_start,
 )
 from cds_service.fhir.facts.registry import finishes, reads
-from cds_service.rules.model import Finding, Strength
+from cds_service.rules.model import EPISODE_CONCEPTS, Finding, Strength
 
 if TYPE_CHECKING:
     from cds_service.fhir.facts.builder import FactsBuilder, Recognised

@@ -56,7 +56,9 @@ def _medication_concepts(b: FactsBuilder, resource: Any, reference: str) -> list
     return concepts
 
 
-def _statement_course(b, statement: Any) -> tuple[date | None, date | None, int | None, bool]:
+def _statement_course(
+    b: FactsBuilder, statement: Any
+) -> tuple[date | None, date | None, int | None, bool]:
     """Start, end, days and activity of a MedicationStatement.
 
     Start and end come from effectivePeriod, or effectiveDateTime as the start. An active
@@ -99,7 +101,7 @@ def _request_course(
 
 
 def _course(
-    b, start: date | None, end: date | None, active_status: bool
+    b: FactsBuilder, start: date | None, end: date | None, active_status: bool
 ) -> tuple[date | None, date | None, int | None, bool]:
     """Days of a course counted inclusively; an active course without end runs to today."""
     if end is not None and start is not None and end < start:

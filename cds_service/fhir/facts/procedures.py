@@ -123,9 +123,9 @@ def read_service_request(b: FactsBuilder, request: Any, reference: str) -> None:
             or b.when(request.occurrenceDateTime)
             or b.when(request.authoredOn)
         )
-        end = b.when(period_end(period)) or start
+        end = b.when(period_end(period))
         for concept, kind in CARE_KIND.items():
             if concept in code.hits and start is not None:
-                b.care.setdefault(kind, []).append((start, max(start, end), reference))
+                b.care.setdefault(kind, []).append((start, max(start, end or start), reference))
     b.surgical_indication(code, reference, when)
     b.surgical_indication(context, reference, when)

@@ -10,15 +10,15 @@ from cds_service.rules.degrade import (
     CONFIRMS_ONLY,
     CRITERION,
     EXPLAINED_BY,
-    FAMILY_CODES,
     REASON,
     degrade,
+    family_code,
     family_codes,
 )
 from cds_service.rules.model import Outcome, Status
 from tests.support.cards import catalogue, context, decisions
 
-ALL_FAMILIES = frozenset(FAMILY_CODES.values())
+ALL_FAMILIES = family_codes(PREFETCH)
 OVERTURNING = sorted(ALL_FAMILIES - CONFIRMS_ONLY)
 
 
@@ -96,13 +96,20 @@ def test_insufficiency_caused_by_the_fault_is_headed_by_it():
     assert EXPLAINED_BY.keys() >= set(decision.missing)
 
 
-def test_family_codes_cover_every_prefetch_key():
-    assert set(FAMILY_CODES) == set(PREFETCH)
+def test_family_codes_are_spelled_from_the_prefetch_keys():
+    assert len(ALL_FAMILIES) == len(PREFETCH)
+    assert family_code("episodesOfCare") == "fhir:episodes-of-care"
+    assert family_code("patient") == "fhir:patient"
     assert family_codes(["observations", "medicationRequests"]) == {
         "fhir:observations",
         "fhir:medication-requests",
     }
     assert family_codes(["encounter"]) == {"fhir:encounter"}
+
+
+def test_the_families_the_rules_name_are_prefetched():
+    named = CONFIRMS_ONLY | frozenset().union(*EXPLAINED_BY.values())
+    assert named <= ALL_FAMILIES
 
 
 def test_every_family_code_and_the_criterion_have_labels():
