@@ -119,7 +119,8 @@ def decision_mix(by_modality: dict[str, dict[str, int]], t: Text, f: Formatter) 
     parts = [_text(left, 18, title, extra=' font-weight="600"')]
     parts += _y_axis(top, left, top_y, plot_h, f)
     for i, modality in enumerate(modalities):
-        x, bottom = left + i * slot + slot * 0.2, top_y + plot_h
+        x = left + i * slot + slot * 0.2
+        bottom: float = top_y + plot_h
         for decision, colour in COLOURS.items():
             h = plot_h * by_modality[modality].get(decision, 0) / top
             if h:

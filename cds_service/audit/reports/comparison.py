@@ -91,7 +91,7 @@ def _month_query(previous: Period) -> Any:
     )
 
 
-def _of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _of_row(row: Mapping[Any, Any]) -> dict[str, Any]:
     return figures_of(int(row["evaluations"]), int(row["notIndicated"] or 0), int(row["avoided"]))
 
 
@@ -121,7 +121,7 @@ def compare_periods(
     for row in connection.execute(_organisation_query(bounds, period)):
         values = row._mapping
         sides[values["side"]][values["key"]] = _of_row(values)
-    totals = {}
+    totals: dict[str, dict[str, Any]] = {}
     for side, groups in sides.items():
         totals[side] = figures_of(
             sum(g["evaluations"] for g in groups.values()),
@@ -141,7 +141,7 @@ def compare_periods(
         {"month": key, **figures, "change": change(figures, months.get(_month_before(key)))}
         for key, figures in current_months
     ]
-    by_organisation = [
+    by_organisation: list[dict[str, Any]] = [
         {
             "key": key,
             "current": sides["current"].get(key, figures_of(0, 0, 0)),

@@ -59,7 +59,8 @@ class Formatter:
         if value is None:
             return MISSING
         thousands, decimal = self._separators()
-        text = f"{abs(value):,.{digits}f}".translate(str.maketrans({",": thousands, ".": decimal}))
+        separators: dict[str, str | int | None] = {",": thousands, ".": decimal}
+        text = f"{abs(value):,.{digits}f}".translate(str.maketrans(separators))
         return f"{MINUS}{text}" if value < 0 and text.strip("0.,") else text
 
     def percent(self, rate: float | None, digits: int = 1) -> str:
