@@ -47,10 +47,15 @@ RUN printf '#!/opt/venv/bin/python\nimport sys\nfrom cds_service.cli import main
     && chmod 755 /opt/venv/bin/cds-service /app/docker/entrypoint.sh \
     && groupadd --system --gid 10001 cds \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home cds \
-    && mkdir -p /app/var && chown cds:cds /app/var
-
-# Never run as root: the service needs no privileges. Numeric, so runAsNonRoot can check it.
+    && mkdir -p /app/var && chown cds:cds /app/var \
+    && python -m compileall -q /app/cds_service
+# Start-up on a loaded machine is mostly imports: the code is byte-compiled above, and
+# matplotlib's font cache is made once here rather than by every new container.
 USER 10001:10001
+RUN python -c "import matplotlib.pyplot"
+
+# Never run as root (USER above): the service needs no privileges. Numeric, so runAsNonRoot
+# can check it.
 # The SQLite audit database and its spool (CDS_DATABASE_URL): the evidence of every decision.
 VOLUME ["/app/var"]
 EXPOSE 8080

@@ -34,7 +34,13 @@ cleanup() {
     docker | podman) "${RT[@]}" rm -f "$NAME" >/dev/null 2>&1 || true ;;
   esac
   if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
+    # gunicorn's workers outlive a stopped `buildah run` by their graceful timeout: bounded.
+    kill -TERM -- "-$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      kill -0 -- "-$SERVER_PID" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   if [ -n "$BUILDAH_CTR" ]; then buildah rm "$BUILDAH_CTR" >/dev/null 2>&1 || true; fi
@@ -186,7 +192,9 @@ CONFIGURED=(
   "CDS_PUBLIC_BASE_URL=$PUBLIC"
   CDS_FHIR_SERVER_ALLOWLIST=https://fhir.check.test
 )
-MOUNTS=(-v "$WORK/etc:/etc/lumbar-cds:ro" -v "$WORK/var:/app/var")
+# The volume first: `buildah run` (1.28, chroot) mounts /app/var from elsewhere when it follows
+# a read-only mount.
+MOUNTS=(-v "$WORK/var:/app/var" -v "$WORK/etc:/etc/lumbar-cds:ro")
 
 env_args() {
   local pair
@@ -208,8 +216,11 @@ run_once() {
     local ctr
     ctr=$(buildah from -q "$IMAGE")
     buildah run --isolation chroot "${eargs[@]}" "${MOUNTS[@]}" "$ctr" \
-      /app/docker/entrypoint.sh "$@" >"$out" 2>&1 || rc=$?
+      /app/docker/entrypoint.sh "$@" >"$out.raw" 2>&1 || rc=$?
     buildah rm "$ctr" >/dev/null
+    # buildah's own report of the exit status is not the container's output.
+    grep -vE '^(subprocess exited with status [0-9]+|Error: exit status [0-9]+)$' "$out.raw" \
+      >"$out" || true
   else
     "${RT[@]}" run --rm "${RUN_OPTS[@]}" "${eargs[@]}" "${MOUNTS[@]}" "$IMAGE" "$@" \
       >"$out" 2>&1 || rc=$?
@@ -243,13 +254,15 @@ grep -q "db upgrade" "$WORK/unmigrated.txt" || fail "the refusal does not say to
 # --- 3. the migration step -------------------------------------------------------------------
 run_once "$WORK/upgrade.txt" "${CONFIGURED[@]}" -- db upgrade ||
   { cat "$WORK/upgrade.txt" >&2; fail "db upgrade"; }
+[ -s "$WORK/var/cds.db" ] || fail "db upgrade wrote no audit database into the volume"
 say "db upgrade: $(tail -n1 "$WORK/upgrade.txt")"
 
 # --- 4. configured: serves a signed hook call ------------------------------------------------
 mapfile -d '' CONFIGURED_ARGS < <(env_args "${CONFIGURED[@]}")
 if [ "$RUNTIME" = buildah ]; then
   BUILDAH_CTR=$(buildah from -q "$IMAGE")
-  buildah run --isolation chroot "${CONFIGURED_ARGS[@]}" "${MOUNTS[@]}" "$BUILDAH_CTR" \
+  # A session of its own, so that stopping it stops gunicorn's master and workers too.
+  setsid buildah run --isolation chroot "${CONFIGURED_ARGS[@]}" "${MOUNTS[@]}" "$BUILDAH_CTR" \
     /app/docker/entrypoint.sh >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
 else
@@ -257,17 +270,24 @@ else
     "$IMAGE" >/dev/null
 fi
 URL=http://127.0.0.1:$PORT
-for _ in $(seq 1 120); do
-  if "$PY" -c "import sys, requests; sys.exit(requests.get('$URL/healthz', timeout=2).status_code != 200)" 2>/dev/null; then
-    break
+server_running() {
+  if [ "$RUNTIME" = buildah ]; then
+    kill -0 "$SERVER_PID" 2>/dev/null
+  else
+    [ "$("${RT[@]}" inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" = true ]
   fi
+}
+HEALTHY='import sys, requests; sys.exit(requests.get(sys.argv[1], timeout=2).status_code != 200)'
+for _ in $(seq 1 120); do
+  ! "$PY" -c "$HEALTHY" "$URL/healthz" 2>/dev/null || break
+  server_running || break
   sleep 0.5
 done
 server_log() {
   if [ "$RUNTIME" = buildah ]; then cat "$WORK/server.log"; else "${RT[@]}" logs "$NAME" 2>&1; fi
 }
-"$PY" -c "import requests; requests.get('$URL/healthz', timeout=2).raise_for_status()" 2>/dev/null ||
-  { server_log | tail -30 >&2; fail "the configured image did not answer /healthz within 60 s"; }
+"$PY" -c "$HEALTHY" "$URL/healthz" 2>/dev/null ||
+  { server_log | tail -30 >&2; fail "the configured image did not answer /healthz"; }
 say "configured: listening on $URL (public base URL $PUBLIC)"
 "$PY" docker/check_client.py call "$URL" "$PUBLIC" "$WORK/etc" ||
   { server_log | tail -30 >&2; fail "the signed hook call"; }
@@ -280,6 +300,14 @@ else
   RUNS_AS=$("${RT[@]}" exec "$NAME" id)
 fi
 case "$RUNS_AS" in uid=0\(*) fail "the service runs as root: $RUNS_AS" ;; esac
+# The CLI is on PATH inside the image (the migration step as an operator would type it).
+if [ "$RUNTIME" = buildah ]; then
+  CLI=$(buildah run --isolation chroot "${CONFIGURED_ARGS[@]}" "${MOUNTS[@]}" "$BUILDAH_CTR" \
+    cds-service db upgrade) || fail "cds-service inside the image"
+else
+  CLI=$("${RT[@]}" exec "$NAME" cds-service db upgrade) || fail "cds-service inside the image"
+fi
+say "cds-service on PATH inside: $CLI"
 if [ "$BUILDER" = docker ]; then
   SIZE=$(docker image inspect -f '{{.Size}}' "$IMAGE")
   USER_FIELD=$(docker image inspect -f '{{.Config.User}}' "$IMAGE")
