@@ -5,19 +5,30 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint format install bench textcheck clean
+.PHONY: run test lint format install lock bench textcheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Every transitive dependency from the lock files (hash-checked; README, Dependencies), then
+# the project itself on top without resolving anything again.
+$(RUN_STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml requirements.lock requirements-test.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-test.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(RUN_STAMP)
+
+## lock: regenerate requirements.lock and requirements-test.lock from pyproject.toml's pins
+lock: $(TEST_STAMP)
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --universal --generate-hashes \
+		-o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 \
+		--universal --generate-hashes -o requirements-test.lock
 
 install: $(RUN_STAMP)
 
@@ -25,7 +36,7 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	mkdir -p var
 	CDS_HOST=$${CDS_HOST:-127.0.0.1} CDS_PORT=$${CDS_PORT:-8080} PATH="$(CURDIR)/$(BIN):$$PATH" \
-		sh docker/entrypoint.sh
+		$(BIN)/python -m cds_service.cli serve
 
 ## test: lint and the whole test suite
 test: $(TEST_STAMP)

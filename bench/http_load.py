@@ -47,7 +47,7 @@ def _free_port() -> int:
 def gunicorn(app: str, workers: int, env: dict[str, str]) -> Iterator[str]:
     """Run `app` under gunicorn on a free loopback port; yield its base URL."""
     port = _free_port()
-    # The shipped server settings (docker/entrypoint.sh): the threaded worker with its request
+    # The shipped server settings (cds_service/serve.sh): the threaded worker with its request
     # deadline, keep-alive, 64 threads; the floor app gets the very same, so the ratio is fair.
     command = [
         str(BIN / "gunicorn"),

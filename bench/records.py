@@ -1,6 +1,6 @@
 """Benchmark of the record corpus over real HTTP (a benchmark, not a test).
 
-Starts the service under gunicorn (docker/entrypoint.sh, one worker, SQLite) and a loopback FHIR
+Starts the service under gunicorn (cds_service/serve.sh, one worker, SQLite) and a loopback FHIR
 server holding every record of tests/records (issue 10), then posts each record's order-sign
 call once cold (the first call on that record: nothing validated yet) and `--warm` times more.
 Reports the decision distribution over the corpus, and the median / p95 latency, cold and warm,

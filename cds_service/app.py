@@ -14,7 +14,7 @@ from cds_service.audit.reports.routes import bp as reports_bp
 from cds_service.audit.service import init_audit
 from cds_service.cards.patient_page import bp as patient_page_bp
 from cds_service.cards.render import load_catalogue
-from cds_service.config import PROJECT_ROOT, Settings, load_settings
+from cds_service.config import Settings, load_settings
 from cds_service.errors import CdsError, Issue, PayloadTooLarge, operation_outcome
 from cds_service.fhir.client import default_session
 from cds_service.hooks.routes import bp as hooks_bp
@@ -26,9 +26,9 @@ from cds_service.openapi_document import served_document
 from cds_service.rules.knowledge import load_knowledge
 from cds_service.runtime import Runtime
 from cds_service.security import init_auth
+from cds_service.shipped import OPENAPI_DOCUMENT
 
 log = logging.getLogger(__name__)
-OPENAPI_PATH = PROJECT_ROOT / "openapi.yaml"
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
 
 
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def openapi() -> Response:
         """The OpenAPI 3.1 description of this service."""
         # Self-contained (the schemas bundled in) and naming this deployment's address.
-        body = served_document(OPENAPI_PATH, settings.public_base_url)
+        body = served_document(OPENAPI_DOCUMENT, settings.public_base_url)
         return Response(body, mimetype="application/yaml")
 
     return app

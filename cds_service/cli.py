@@ -12,12 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.config import PROJECT_ROOT
+from cds_service.shipped import CARDS_DIR, SERVE_SCRIPT
 
 
 def _serve(_: argparse.Namespace) -> int:
-    entrypoint = PROJECT_ROOT / "docker" / "entrypoint.sh"
-    os.execvp("sh", ["sh", str(entrypoint)])  # noqa: S606,S607 - replaces this process by design
+    # The script runs `gunicorn`: the one installed beside this Python, even when its bin/ is not
+    # on PATH (a virtualenv's cds-service run by its full path).
+    bin_dir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    os.execvp("sh", ["sh", str(SERVE_SCRIPT)])  # noqa: S606,S607 - replaces this process by design
     return 0  # pragma: no cover
 
 
@@ -27,7 +30,7 @@ def _trail_lines(result: Any, language: str) -> list[str]:
     lines = [f"hook: {result.hook}   language: {language}"]
     if not result.orders:
         lines.append("no lumbar imaging order in scope: no card, no rating")
-    catalogue = load_catalogue(PROJECT_ROOT / "cards")
+    catalogue = load_catalogue(CARDS_DIR)
     for item in result.orders:
         decision = item.decision
         order = decision.order
@@ -351,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     textcheck.add_argument(
         "--corpus",
-        default=str(PROJECT_ROOT / "tests" / "text" / "corpus"),
-        help="folder of corpus YAML files (default: tests/text/corpus)",
+        default="tests/text/corpus",  # of a checkout: the corpus is test data, not shipped
+        help="folder of corpus YAML files (default: tests/text/corpus of the current directory)",
     )
     textcheck.add_argument("--json", action="store_true", help="print the score as JSON")
     textcheck.add_argument("--no-errors", action="store_true", help="leave out the error list")

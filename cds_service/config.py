@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cds_service.errors import ConfigError
+from cds_service.shipped import CARDS_DIR, MAPPINGS_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("development", "test", "production")
 LANGUAGES = ("nl", "en")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -45,7 +45,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_base_url: str = "http://127.0.0.1:8080"
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'cds.db'}"
+    # var/ of the directory the service starts in (make run: the checkout), never the package's
+    database_url: str = "sqlite:///var/cds.db"
     fhir_allowlist: tuple[str, ...] = ()
     default_language: str = "nl"
     log_level: str = "INFO"
@@ -55,8 +56,8 @@ class Settings:
     fhir_max_pages: int = 10
     show_indicated_cards: bool = True
     qcdsm_id: str = "lumbar-imaging-cds"
-    mappings_dir: Path = PROJECT_ROOT / "mappings"
-    cards_dir: Path = PROJECT_ROOT / "cards"
+    mappings_dir: Path = MAPPINGS_DIR  # the shipped package data unless CDS_MAPPINGS_DIR is set
+    cards_dir: Path = CARDS_DIR
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Audit and reports (cds_service/audit/).
     pseudonym_key: str = ""

@@ -201,7 +201,8 @@ env_args() {
   for pair in "$@"; do printf -- '-e\0%s\0' "$pair"; done
 }
 
-# run_once OUT ENV... -- ARGS...: the image's entrypoint in the foreground; its exit code.
+# run_once OUT ENV... -- ARGS...: the image's `cds-service ARGS` (default: serve) in the
+# foreground; its exit code.
 run_once() {
   local out=$1 envs=() rc=0
   shift
@@ -214,9 +215,10 @@ run_once() {
   [ "${#envs[@]}" -eq 0 ] || mapfile -d '' eargs < <(env_args "${envs[@]}")
   if [ "$RUNTIME" = buildah ]; then
     local ctr
+    [ "$#" -gt 0 ] || set -- serve
     ctr=$(buildah from -q "$IMAGE")
     buildah run --isolation chroot "${eargs[@]}" "${MOUNTS[@]}" "$ctr" \
-      /app/docker/entrypoint.sh "$@" >"$out.raw" 2>&1 || rc=$?
+      cds-service "$@" >"$out.raw" 2>&1 || rc=$?
     buildah rm "$ctr" >/dev/null
     # buildah's own report of the exit status is not the container's output.
     grep -vE '^(subprocess exited with status [0-9]+|Error: exit status [0-9]+)$' "$out.raw" \
@@ -263,7 +265,7 @@ if [ "$RUNTIME" = buildah ]; then
   BUILDAH_CTR=$(buildah from -q "$IMAGE")
   # A session of its own, so that stopping it stops gunicorn's master and workers too.
   setsid buildah run --isolation chroot "${CONFIGURED_ARGS[@]}" "${MOUNTS[@]}" "$BUILDAH_CTR" \
-    /app/docker/entrypoint.sh >"$WORK/server.log" 2>&1 &
+    cds-service serve >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
 else
   "${RT[@]}" run -d --name "$NAME" "${RUN_OPTS[@]}" "${CONFIGURED_ARGS[@]}" "${MOUNTS[@]}" \

@@ -18,7 +18,7 @@ from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser, safe_to
 from cds_service.audit.recording import EvaluationRow, evaluation_rows
 from cds_service.audit.spool import Spool
 from cds_service.audit.store import AuditStore, DatabaseTimeouts, abort_connections
-from cds_service.config import PROJECT_ROOT, Settings
+from cds_service.config import Settings
 from cds_service.evaluation import Evaluation
 from cds_service.observability import metrics
 from cds_service.rules.knowledge import Knowledge
@@ -38,7 +38,7 @@ def spool_path(settings: Settings) -> Path:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).with_suffix(".spool.jsonl")
-    return PROJECT_ROOT / "var" / "audit-spool.jsonl"
+    return Path("var") / "audit-spool.jsonl"  # var/ of the directory the service starts in
 
 
 class Audit:

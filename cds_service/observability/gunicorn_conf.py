@@ -1,4 +1,4 @@
-"""Gunicorn settings used by docker/entrypoint.sh (`--config python:…`).
+"""Gunicorn settings used by cds_service/serve.sh (`--config python:…`).
 
 - gunicorn's own log lines are JSON like the app's (see logs.py);
 - the worker is the threaded one with a deadline on every request (worker.py), so slow

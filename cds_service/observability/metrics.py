@@ -4,7 +4,7 @@ Single-process by default (each process exposes its own counts). Under gunicorn 
 workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory writable by the workers before the
 service starts: prometheus_client then keeps the values in files there and `/metrics` adds up
 all workers (cds_service/observability/gunicorn_conf.py, the gunicorn configuration of
-docker/entrypoint.sh, clears the directory at start and tidies up after each worker).
+cds_service/serve.sh, clears the directory at start and tidies up after each worker).
 """
 
 from __future__ import annotations

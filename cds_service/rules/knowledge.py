@@ -53,6 +53,7 @@ from cds_service.rules.textreader import (
     TextReader,
     phrase_words,
 )
+from cds_service.shipped import MAPPINGS_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ class CodeSystem:
 KINDS = frozenset({"order", "condition", "measurement", "procedure", "medication", "text"})
 TEXT_LANGUAGES = ("nl", "en")  # every concept of kind text needs keywords in both
 QUALIFIERS = frozenset({"severe", "progressive", "bilateral", "left", "right"})
-DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+DEFAULT_MAPPINGS_DIR = MAPPINGS_DIR
 _ID = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _LANG = re.compile(r"^[a-z]{2}$")
 _MATCH_CACHE_SIZE = 4096  # displays such as "Low back pain" repeat across resources and calls

@@ -1,1 +1,1 @@
-"""The clinical safety case: the hazard log (safety/hazards.yaml) and its report."""
+"""The clinical safety case: the hazard log (data/safety/hazards.yaml) and its report."""

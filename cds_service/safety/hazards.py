@@ -1,4 +1,4 @@
-"""The hazard log (safety/hazards.yaml) loaded and checked: hazards, risks, controls, tests."""
+"""The hazard log (data/safety/hazards.yaml) loaded and checked: hazards, risks, controls, tests."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 import yaml
 
-from cds_service.config import PROJECT_ROOT
+from cds_service.shipped import HAZARD_LOG
 
-HAZARD_LOG = PROJECT_ROOT / "safety" / "hazards.yaml"
 _HAZARD_KEYS = {"id", "title", "cause", "effect", "severity", "likelihood", "controls"}
 _CONTROL_KINDS = ("rule", "design", "config")
 

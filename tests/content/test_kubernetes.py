@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from cds_service.config import ENV_VARS
+from cds_service.shipped import SERVE_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -99,7 +100,7 @@ def test_secrets_are_referenced_never_written_down():
 
 
 def test_config_names_only_settings_the_service_reads():
-    entrypoint = set(re.findall(r"CDS_[A-Z0-9_]+", (ROOT / "docker" / "entrypoint.sh").read_text()))
+    entrypoint = set(re.findall(r"CDS_[A-Z0-9_]+", SERVE_SCRIPT.read_text()))
     config = DOCS["ConfigMap"]["data"]
     names = {key for key in config if key.startswith("CDS_")}
     assert names <= set(ENV_VARS) | entrypoint

@@ -14,6 +14,7 @@ from cds_service.cards.gallery import INDICATOR_COLOURS, SAMPLES, gallery_cards,
 from cds_service.cli import main
 from cds_service.config import Settings
 from cds_service.rules.model import Outcome
+from cds_service.shipped import MAPPINGS_DIR
 from tests.support.card_screenshots import HEIGHT, WIDTH, find_browser, shoot_gallery
 from tests.support.cards import catalogue
 
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _knowledge():
     from cds_service.rules.knowledge import load_knowledge
 
-    return load_knowledge(ROOT / "mappings")
+    return load_knowledge(MAPPINGS_DIR)
 
 
 def test_every_sample_gives_its_card_kind_and_every_kind_is_shown():

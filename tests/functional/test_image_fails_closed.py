@@ -1,5 +1,6 @@
-"""The image fails closed, checked without a container: the shipped entrypoint in production
-refuses to start, in one line naming what is missing, and the Dockerfile says what the image is.
+"""The image fails closed, checked without a container: the shipped serve script (what the
+image's `cds-service serve` runs) refuses to start in production, in one line naming what is
+missing, and the Dockerfile says what the image is.
 
 docker/check.sh is the real proof (it builds and runs the image); these run in `make test`.
 """
@@ -16,22 +17,27 @@ from pathlib import Path
 import yaml
 
 from cds_service.preflight import check
+from cds_service.shipped import SERVE_SCRIPT
 from tests.support.jwt_tokens import jwks, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 KEY = "p" * 40
 
 
-def run_entrypoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """docker/entrypoint.sh with only `env` of the CDS_* variables, as the image would run it."""
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment without its CDS_* variables, plus `env`; this Python's bin/ on PATH."""
     clean = {name: value for name, value in os.environ.items() if not name.startswith("CDS_")}
     clean["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{clean.get('PATH', '')}"
+    return {**clean, **env}
+
+
+def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The shipped serve script with only `env` of the CDS_* variables, as the image runs it."""
     return subprocess.run(  # noqa: S603 - the shipped script, test-controlled environment
-        ["sh", str(ENTRYPOINT), *args],  # noqa: S607
+        ["sh", str(SERVE_SCRIPT)],  # noqa: S607
         cwd=ROOT,
-        env={**clean, **env},
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,7 +65,7 @@ def assert_one_line_refusal(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_production_without_settings_is_refused_naming_each_missing_one():
     started = time.monotonic()
-    line = assert_one_line_refusal(run_entrypoint({"CDS_ENV": "production", "CDS_PORT": "8080"}))
+    line = assert_one_line_refusal(run_serve({"CDS_ENV": "production", "CDS_PORT": "8080"}))
     assert line.startswith("refusing to start in production: ")
     for name in ("CDS_TRUSTED_ISSUERS", "CDS_PSEUDONYM_KEY", "CDS_PUBLIC_BASE_URL"):
         assert name in line
@@ -69,13 +75,13 @@ def test_production_without_settings_is_refused_naming_each_missing_one():
 def test_the_refusal_names_only_what_is_missing(tmp_path):
     env = {"CDS_ENV": "production", "CDS_PSEUDONYM_KEY": KEY}
     line = assert_one_line_refusal(
-        run_entrypoint({**env, "CDS_PUBLIC_BASE_URL": "http://cds.example.org"})
+        run_serve({**env, "CDS_PUBLIC_BASE_URL": "http://cds.example.org"})
     )
     assert "CDS_PSEUDONYM_KEY" not in line
     assert "CDS_TRUSTED_ISSUERS" in line
     assert "must be an https URL (is 'http://cds.example.org')" in line
     only = {**env, "CDS_PUBLIC_BASE_URL": "https://cds.example.org"}
-    line = assert_one_line_refusal(run_entrypoint(only))
+    line = assert_one_line_refusal(run_serve(only))
     assert "CDS_TRUSTED_ISSUERS" in line
     assert "CDS_PUBLIC_BASE_URL" not in line and "CDS_PSEUDONYM_KEY" not in line
 
@@ -87,13 +93,13 @@ def test_an_unreadable_issuers_file_is_refused_in_one_line(tmp_path):
         "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
         "CDS_TRUSTED_ISSUERS": str(tmp_path / "absent.yaml"),
     }
-    line = assert_one_line_refusal(run_entrypoint(env))
+    line = assert_one_line_refusal(run_serve(env))
     assert line.startswith("refusing to start: CDS_TRUSTED_ISSUERS (")
     assert "cannot read the file" in line
 
 
 def test_any_other_bad_setting_is_refused_in_one_line():
-    line = assert_one_line_refusal(run_entrypoint({"CDS_ENV": "staging"}))
+    line = assert_one_line_refusal(run_serve({"CDS_ENV": "staging"}))
     assert line == "refusing to start: CDS_ENV must be one of development, test, production"
 
 
@@ -107,10 +113,17 @@ def test_an_unmigrated_schema_is_refused_until_db_upgrade_runs(tmp_path):
         "CDS_DATABASE_URL": database,
         "CDS_DATABASE_AUTO_UPGRADE": "false",
     }
-    line = assert_one_line_refusal(run_entrypoint(env))
+    line = assert_one_line_refusal(run_serve(env))
     assert "run `cds-service db upgrade` first" in line
-    # The image's migration step: the entrypoint hands a sub-command to the CLI.
-    upgraded = run_entrypoint(env, "db", "upgrade")
+    # The image's migration step (`docker run IMAGE db upgrade`: its entrypoint is the CLI).
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "cds_service.cli", "db", "upgrade"],
+        cwd=ROOT,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert upgraded.returncode == 0, upgraded.stderr
     assert "audit schema is at the newest migration" in upgraded.stdout
     assert check(env) is None
@@ -157,13 +170,21 @@ def test_the_base_image_is_a_build_argument():
     assert re.search(r"^FROM \$\{BASE_IMAGE\}", DOCKERFILE, re.MULTILINE)
 
 
-def test_the_image_runs_the_tested_entrypoint_as_non_root():
+def test_the_image_runs_the_installed_cli_as_non_root():
     assert re.search(r"^HEALTHCHECK ", DOCKERFILE, re.MULTILINE)
     user = re.search(r"^USER (\d+):(\d+)$", DOCKERFILE, re.MULTILINE)
     assert user is not None and int(user.group(1)) != 0 and int(user.group(2)) != 0
-    entrypoint = re.search(r'^ENTRYPOINT \["([^"]+)"\]$', DOCKERFILE, re.MULTILINE)
-    assert entrypoint is not None and entrypoint.group(1) == "/app/docker/entrypoint.sh"
-    assert "COPY docker/entrypoint.sh docker/" in DOCKERFILE
+    # `docker run IMAGE` serves (the serve script tested above); `IMAGE db upgrade` migrates.
+    assert re.search(r'^ENTRYPOINT \["cds-service"\]$', DOCKERFILE, re.MULTILINE)
+    assert re.search(r'^CMD \["serve"\]$', DOCKERFILE, re.MULTILINE)
+
+
+def test_the_image_installs_the_lock_then_the_wheel_not_a_source_tree():
+    assert "pip install --require-hashes -r /tmp/requirements.lock" in DOCKERFILE
+    assert "pip wheel --no-deps --wheel-dir /wheels ." in DOCKERFILE
+    assert "pip install --no-deps /tmp/wheels/*.whl" in DOCKERFILE
+    final = DOCKERFILE.split("\nFROM ${BASE_IMAGE}\n")[-1]
+    assert "COPY cds_service" not in final and "PYTHONPATH" not in final and " -e " not in final
 
 
 def test_ci_runs_the_image_check():

@@ -1,4 +1,4 @@
-"""Under real gunicorn (docker/entrypoint.sh, 2 workers): the body limit also holds for chunked
+"""Under real gunicorn (cds_service/serve.sh, 2 workers): the body limit also holds for chunked
 bodies without Content-Length, /metrics adds up all workers in multiprocess mode, and every
 log line is JSON."""
 

@@ -1,4 +1,4 @@
-"""The real thing: docker/entrypoint.sh starts gunicorn on loopback and serves real HTTP calls."""
+"""The real thing: cds_service/serve.sh starts gunicorn on loopback and serves real HTTP calls."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Issue 10's record corpus over real HTTP: every Dutch GP and US EHR record gets its decision.
 
-The service runs under gunicorn (docker/entrypoint.sh); records with transport `server` are read
+The service runs under gunicorn (cds_service/serve.sh); records with transport `server` are read
 by the service from a loopback FHIR server (every key fetched, Observations paged), the others
 arrive prefetched. Each record states its expected decision, the decisive criteria, and the
 references the decision must rest on (tests/records/*.yaml).

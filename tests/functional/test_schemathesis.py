@@ -27,6 +27,7 @@ from schemathesis.checks import (
 
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.shipped import OPENAPI_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 30
@@ -37,7 +38,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
+schema = schemathesis.openapi.from_path(OPENAPI_DOCUMENT)
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 from hypothesis import strategies as st
 
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+from cds_service.shipped import MAPPINGS_DIR
+
+MAPPINGS = MAPPINGS_DIR
 NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 PATIENT = "Patient/p1"
 RESOURCE_TYPES = (

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cds_service.cards.catalogue import load_catalogue
 from cds_service.cards.gallery import SAMPLES, gallery_cards, render_gallery
-from cds_service.config import PROJECT_ROOT
 from cds_service.rules.knowledge import load_knowledge
+from cds_service.shipped import CARDS_DIR, MAPPINGS_DIR
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WIDTH, HEIGHT = 1280, 1800
@@ -69,8 +69,8 @@ def shoot_gallery(
 ) -> dict[str, Path]:
     """One screenshot per gallery sample (or the `names` given): {sample name: PNG path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    catalogue = load_catalogue(PROJECT_ROOT / "cards")
-    knowledge = load_knowledge(PROJECT_ROOT / "mappings")
+    catalogue = load_catalogue(CARDS_DIR)
+    knowledge = load_knowledge(MAPPINGS_DIR)
     entries = gallery_cards(catalogue, knowledge, BASE_URL)
     (out_dir / "gallery.html").write_text(render_gallery(entries), encoding="utf-8")
     shots = {}
@@ -87,7 +87,7 @@ def shoot_gallery(
 
 def main(argv: list[str]) -> int:
     """Write the screenshots into the folder named on the command line."""
-    out_dir = Path(argv[0]) if argv else PROJECT_ROOT / "var" / "card-screenshots"
+    out_dir = Path(argv[0]) if argv else Path("var") / "card-screenshots"
     browser = find_browser()
     if browser is None:
         print("no Chromium found (apt-get install chromium)", file=sys.stderr)

@@ -21,9 +21,10 @@ from cds_service.rules.model import (
     Status,
     Strength,
 )
+from cds_service.shipped import CARDS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-CARDS = ROOT / "cards"
+CARDS = CARDS_DIR
 WORDING = Path(os.environ.get("CDS_WORDING_MD", ROOT.parent / "shared" / "clinical" / "WORDING.md"))
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGES = (19, 20, 35, 50, 64, 80, 95, None)

@@ -13,9 +13,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from cds_service.hooks.validation import registry
+from cds_service.shipped import OPENAPI_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
-OPENAPI = ROOT / "openapi.yaml"
+OPENAPI = OPENAPI_DOCUMENT
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The service under real gunicorn, started by docker/entrypoint.sh, for tests over real HTTP."""
+"""The service under real gunicorn, started by the shipped serve script (cds_service/serve.sh, what
+`cds-service serve` runs), for tests over real HTTP."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from cds_service.shipped import SERVE_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +50,7 @@ def entrypoint_server(
     full.pop("CDS_TRUSTED_ISSUERS", None)
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
-            ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
+            ["sh", str(SERVE_SCRIPT)],  # noqa: S607
             cwd=ROOT,
             env=full,
             stdout=subprocess.DEVNULL,
@@ -94,7 +97,7 @@ class ServiceProcess:
         """Start the entrypoint and wait until /readyz answers 200."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed script, test-controlled PATH
-                ["sh", str(ROOT / "docker" / "entrypoint.sh")],  # noqa: S607
+                ["sh", str(SERVE_SCRIPT)],  # noqa: S607
                 cwd=ROOT,
                 env=self.env,
                 stdout=subprocess.DEVNULL,

@@ -16,9 +16,10 @@ from cds_service.rules.textcheck import (
     load_corpus,
     score,
 )
+from cds_service.shipped import MAPPINGS_DIR
 
 CORPUS = Path(__file__).parent / "corpus"
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+MAPPINGS = MAPPINGS_DIR
 HELDOUT = Path(__file__).parent / "heldout"
 FAMILIES = ("negated", "conditional", "family", "historical", "suspected", "reported")
 

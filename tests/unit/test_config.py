@@ -80,10 +80,11 @@ def test_readme_settings_table_lists_exactly_the_variables_the_service_reads():
     from pathlib import Path
 
     from cds_service.config import ENV_VARS
+    from cds_service.shipped import SERVE_SCRIPT
 
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text(encoding="utf-8")
     rows = set(re.findall(r"^\| `(CDS_[A-Z0-9_]+)` \|", readme, re.MULTILINE))
-    entrypoint = set(re.findall(r"CDS_[A-Z0-9_]+", (root / "docker" / "entrypoint.sh").read_text()))
+    entrypoint = set(re.findall(r"CDS_[A-Z0-9_]+", SERVE_SCRIPT.read_text()))
     assert rows - entrypoint == set(ENV_VARS) - entrypoint
     assert entrypoint <= rows  # the entrypoint's own variables are documented too

@@ -6,7 +6,6 @@ import itertools
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import yaml
@@ -27,11 +26,12 @@ from cds_service.rules.model import (
     Status,
     Strength,
 )
+from cds_service.shipped import MAPPINGS_DIR
 
 MET, NOT_MET, UNKNOWN = Status.MET, Status.NOT_MET, Status.UNKNOWN
 URGENT, INDICATED = Outcome.URGENT, Outcome.INDICATED
 
-POLICY_FILE = Path(__file__).resolve().parents[3] / "mappings" / "policy.yaml"
+POLICY_FILE = MAPPINGS_DIR / "policy.yaml"
 TODAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 10, 30)
 EPISODE = ("Condition/lbp",)

@@ -1,17 +1,12 @@
 #!/bin/sh
-# Starts the service under gunicorn; used by the Dockerfile, `make run`, `cds-service serve`
-# and the tests that run it live.
+# Starts the service under gunicorn: what `cds-service serve` runs (the image, `make run`, tests).
 # Logs are JSON lines on stderr (gunicorn_conf.py); the app writes one line per request.
 # Each worker runs CDS_THREADS threads (64), and every request has CDS_REQUEST_DEADLINE_SECONDS
 # to be read and answered (observability/worker.py), so slow clients cannot hold it.
 set -eu
-# `docker run IMAGE db upgrade` (or any other sub-command) runs the CLI instead of the service.
-if [ "$#" -gt 0 ] && [ "$1" != "serve" ]; then
-  exec python -m cds_service.cli "$@"
-fi
 # Fail closed: settings the service cannot safely start with (in production: no trusted issuers,
 # no pseudonym key, no https base URL) are refused here in one line, exit 2, before gunicorn.
-python -m cds_service.preflight || exit $?
+python3 -m cds_service.preflight || exit $?
 export CDS_REQUEST_DEADLINE_SECONDS="${CDS_REQUEST_DEADLINE_SECONDS:-15}"
 # /metrics adds up all workers only in prometheus_client's multiprocess mode: without a
 # directory given, each start gets a fresh one of its own (gunicorn_conf.py empties it).
