@@ -142,8 +142,9 @@ def test_with_auto_upgrade_on_the_schema_is_not_checked(tmp_path):
 
 
 def dockerfile_env() -> dict[str, str]:
-    """The ENV instruction's variables (one ENV, continued over lines)."""
-    body = re.search(r"^ENV ((?:.*\\\n)*.*)$", DOCKERFILE, re.MULTILINE)
+    """The variables of the final stage's ENV instruction (one ENV, continued over lines)."""
+    final = DOCKERFILE.split("\nFROM ${BASE_IMAGE}\n")[-1]
+    body = re.search(r"^ENV ((?:.*\\\n)*.*)$", final, re.MULTILINE)
     assert body is not None
     pairs = body.group(1).replace("\\\n", " ").split()
     return dict(pair.split("=", 1) for pair in pairs)
