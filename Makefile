@@ -35,7 +35,7 @@ install: $(RUN_STAMP)
 ## run: install into .venv and serve on 127.0.0.1:8080 (SQLite default, no other setup)
 run: $(RUN_STAMP)
 	mkdir -p var
-	CDS_HOST=$${CDS_HOST:-127.0.0.1} CDS_PORT=$${CDS_PORT:-8080} PATH="$(CURDIR)/$(BIN):$$PATH" \
+	CDS_HOST=$${CDS_HOST:-127.0.0.1} CDS_PORT=$${CDS_PORT:-8080} PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/python -m cds_service.cli serve
 
 ## test: lint and the whole test suite

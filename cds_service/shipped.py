@@ -1,8 +1,8 @@
 """The data the package ships (cds_service/data/ and the serve script), found with
 importlib.resources, so a wheel install works from any directory.
 
-mappings/, cards/ and openapi.yaml at the top of the repository are links to the same files,
-for reviewers and the documentation; nothing at run time reads them.
+mappings/ and cards/ at the top of the repository are links to the same folders, for reviewers
+and the documentation; nothing at run time reads them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -15,7 +14,6 @@ from referencing import Registry, Resource
 from cds_service.hooks.validation import registry
 from cds_service.shipped import OPENAPI_DOCUMENT
 
-ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = OPENAPI_DOCUMENT
 
 
@@ -29,7 +27,7 @@ def openapi() -> dict[str, Any]:
 def _registry() -> Registry:
     extra = []
     for ref in re.findall(r'\$ref: "([^#"][^"]*)"', OPENAPI.read_text(encoding="utf-8")):
-        contents = json.loads((ROOT / ref).read_text(encoding="utf-8"))
+        contents = json.loads((OPENAPI.parent / ref).read_text(encoding="utf-8"))
         extra.append((ref, Resource.from_contents(contents)))
     return registry().with_resources(extra)
 
