@@ -9,14 +9,14 @@
 # or can be pulled; else a Debian bookworm base made here with debootstrap (python3 3.11,
 # python3-venv) and kept as localhost/lumbar-cds-base:bookworm for the next run.
 # Environment: BASE_IMAGE (skip the choice), CDS_CHECK_RUNTIME (docker|podman|buildah),
-# PYTHON (the client's interpreter, default .venv/bin/python).
+# CDS_CHECK_PYTHON (the client's interpreter, default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=localhost/lumbar-imaging-cds:check
 DEFAULT_BASE=python:3.11-slim
 LOCAL_BASE=localhost/lumbar-cds-base:bookworm
-PY=${PYTHON:-.venv/bin/python}
+PY=${CDS_CHECK_PYTHON:-.venv/bin/python}
 NAME=lumbar-cds-check-$$
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lumbar-cds-check.XXXXXX")
 SERVER_PID=""
@@ -48,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -x "$PY" ] || fail "no client interpreter at $PY (run make install first, or set PYTHON)"
+[ -x "$PY" ] || fail "no client interpreter at $PY (run make install first, or set CDS_CHECK_PYTHON)"
 
 # --- builder -------------------------------------------------------------------------------
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
