@@ -51,6 +51,30 @@ def test_every_direct_pin_is_locked_at_its_version(lock, pins):
         assert locked.get(name) == [version], f"{lock}: {name} is {locked.get(name)}, not {version}"
 
 
+def _direct(path: Path) -> set[str]:
+    """The names the lock says it holds for pyproject.toml itself (its `# via` notes)."""
+    text = path.read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text)
+    return {
+        _name(_LOCKED.match(entry)[1])
+        for entry in entries
+        if _LOCKED.match(entry) and "lumbar-imaging-cds (pyproject.toml)" in entry
+    }
+
+
+@pytest.mark.parametrize(
+    ("lock", "pins"),
+    [
+        ("requirements.lock", RUNTIME_PINS),
+        ("requirements-test.lock", RUNTIME_PINS + TEST_PINS),
+    ],
+)
+def test_the_lock_was_compiled_from_these_pins(lock, pins):
+    """A pin added to or removed from pyproject.toml without `make lock` fails here, also when
+    the package stays in the lock for another's sake."""
+    assert _direct(ROOT / lock) == set(_pins(pins))
+
+
 def test_the_runtime_lock_holds_no_test_tool():
     locked = _locked(ROOT / "requirements.lock")
     assert not set(_pins(TEST_PINS)) & set(locked)

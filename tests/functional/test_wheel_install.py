@@ -97,7 +97,13 @@ def test_the_package_is_imported_from_the_virtualenv(installed):
         env=env,
     ).strip()
     assert Path(where).is_relative_to(bin_dir.parent), where
-    assert (Path(where) / "policy.yaml").is_file()
+    # Every data file of the checkout is in the installed package, none forgotten by a glob
+    # of pyproject's package-data.
+    installed_data = Path(where).parent
+    shipped = {p.relative_to(installed_data) for p in installed_data.rglob("*") if p.is_file()}
+    source = ROOT / "cds_service" / "data"
+    assert {p.relative_to(source) for p in source.rglob("*") if p.is_file()} <= shipped
+    assert (installed_data.parent / "serve.sh").is_file()
 
 
 def test_evaluate_prints_the_trail_and_the_response(installed):
