@@ -4,6 +4,9 @@
 # Each worker runs CDS_THREADS threads (64), and every request has CDS_REQUEST_DEADLINE_SECONDS
 # to be read and answered (observability/worker.py), so slow clients cannot hold it.
 set -eu
+# Fail closed: settings the service cannot safely start with (in production: no trusted issuers,
+# no pseudonym key, no https base URL) are refused here in one line, exit 2, before gunicorn.
+python3 -m cds_service.preflight || exit $?
 export CDS_REQUEST_DEADLINE_SECONDS="${CDS_REQUEST_DEADLINE_SECONDS:-15}"
 # /metrics adds up all workers only in prometheus_client's multiprocess mode: without a
 # directory given, each start gets a fresh one of its own (gunicorn_conf.py empties it).
