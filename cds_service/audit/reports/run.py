@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cds_service.audit.reports.figures import Costs, Period, compute_report
+from cds_service.audit.reports.figures import (
+    FIRST_PAGE,
+    AlarmPage,
+    Costs,
+    Period,
+    compute_report,
+)
 from cds_service.audit.reports.render import render
 from cds_service.config import Settings
 
@@ -57,10 +63,27 @@ def build_report(
     by: str | None,
     fmt: str,
     progress: bool = False,
+    source: str = "auto",
+    alarms: AlarmPage = FIRST_PAGE,
 ) -> tuple[dict[str, Any], str]:
-    """The figures and their rendering in `fmt`."""
+    """The figures and their rendering in `fmt`, from `source`: "rollups", "raw", or "auto"
+    (the rollups once a refresh has run, else the raw rows)."""
     total = 7 if by not in (None, "clinician") else 6
+    source = resolve_source(engine, source)
     with progress_steps(progress, total + 1) as step:
-        report = compute_report(engine, period, costs_of(settings), by=by, step=step)
+        report = compute_report(
+            engine, period, costs_of(settings), by=by, step=step, source=source, alarms=alarms
+        )
         step(f"rendering {fmt}")
         return report, render(report, fmt)
+
+
+def resolve_source(engine: Engine, source: str) -> str:
+    """ "auto" made concrete: the rollups once `cds-service report refresh` has run."""
+    if source != "auto":
+        return source
+    from cds_service.audit.reports.figures import report_connection
+    from cds_service.audit.reports.rollups import is_refreshed
+
+    with report_connection(engine) as connection:
+        return "rollups" if is_refreshed(connection) else "raw"
