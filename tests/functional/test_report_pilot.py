@@ -141,6 +141,8 @@ WATCH_FIGURES = {
     "byDecision": {"not-indicated": 5, "insufficient-data": 1},
     "byMode": {"live": 5, "shadow": 1},
     "items": WATCH_ITEMS,
+    "offset": 0,
+    "limit": 100,
 }
 
 

@@ -24,8 +24,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text
@@ -213,6 +213,7 @@ def _day_rows(
     figures: dict[tuple[Any, ...], dict[str, Any]] = {}
     people: dict[tuple[Any, ...], dict[str, Any]] = {}
     bounds = {"start": day * DAY_MS, "end": (day + 1) * DAY_MS}
+    month = _month_of_day(day)
     for r in connection.execute(_day_query(), bounds):
         key = (
             r.month,
@@ -243,11 +244,13 @@ def _day_rows(
         row["last_ts"] = max(row["last_ts"], r.last_ts)
         row["reordered"] += int(r.reordered or 0)
         row["followed"] += int(r.followed or 0)
+        # The day's own month, not the row's: the report adds whole months and edge days by
+        # the day, so both must agree on which month a day is in.
         who = people.setdefault(
-            (r.month, r.clinician, r.tenant),
+            (r.clinician, r.tenant),
             {
                 "day": day,
-                "month": r.month,
+                "month": month,
                 "clinician": r.clinician,
                 "tenant": r.tenant,
                 "evaluations": 0,

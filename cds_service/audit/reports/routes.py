@@ -9,11 +9,13 @@ from datetime import date
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.audit.reports.figures import GROUPINGS, Period
+from cds_service.audit.reports.figures import ALARMS_SHOWN, GROUPINGS, AlarmPage, Period
 from cds_service.audit.reports.run import build_report
 from cds_service.audit.service import current_audit
 from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable, TooManyAttempts
 from cds_service.security.throttle import FailureThrottle
+
+MOST_ALARMS = 10_000  # missed-alarm pairs one page may list
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 log = logging.getLogger(__name__)
@@ -76,6 +78,15 @@ def _date(name: str) -> date:
         raise InvalidRequest(f"{name}: not a date (YYYY-MM-DD)", expression=name) from exc
 
 
+def _count(name: str, default: int, most: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) > most:
+        raise InvalidRequest(f"{name}: a whole number from 0 to {most}", expression=name)
+    return int(raw)
+
+
 def _report(fmt: str, mimetype: str) -> Response:
     _check_token()
     by = request.args.get("by") or None
@@ -85,9 +96,16 @@ def _report(fmt: str, mimetype: str) -> Response:
         period = Period(_date("from"), _date("to"))
     except ValueError as exc:
         raise InvalidRequest(f"to: {exc}", expression="to") from exc
+    # The missed-alarm list is paged, so that a national store's list costs one page.
+    alarms = AlarmPage(
+        _count("alarms_offset", 0, 10**9), _count("alarms_limit", ALARMS_SHOWN, MOST_ALARMS)
+    )
     audit = current_audit()
     try:
-        _, text = build_report(audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt)
+        # "auto": the rollups once `cds-service report refresh` has run; never refreshed here.
+        _, text = build_report(
+            audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt, alarms=alarms
+        )
     except SQLAlchemyError as exc:
         log.error("report failed: audit store error", extra={"error": type(exc).__name__})
         raise StoreUnavailable("the audit store is unavailable") from exc
