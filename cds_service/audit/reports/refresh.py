@@ -70,6 +70,7 @@ ID_BATCH = 50_000
 # A missing id older than this is a rolled-back insert, not a transaction still open: every
 # hook transaction ends within the statement timeout (seconds).
 GAP_SETTLE_MS = 10 * 60_000
+RECENT_IDS = 10_000  # a full refresh checks this many ids below its mark for open transactions
 ALL = "all"  # the 28-day measure over every mode; the per-mode rows use the mode's name
 _ADVISORY_LOCK = 0x15_0007
 
@@ -604,6 +605,12 @@ def _refresh_all(engine: Engine, write_batch: int, now_ms: int, started: float) 
         # refresh takes it (again), and changes logged from now on are kept for it.
         high_water = int(connection.execute(select(func.max(e.id))).scalar() or 0)
         change_ids = list(connection.scalars(select(change.c.id)))
+        # Ids just below the mark that are missing may be transactions still open (PostgreSQL
+        # hands out ids before commit): looked at again by the next refreshes, as for new rows.
+        recent = set(connection.scalars(select(e.id).where(e.id > high_water - RECENT_IDS)))
+        gaps = [
+            i for i in range(max(1, high_water - RECENT_IDS + 1), high_water) if i not in recent
+        ]
     days = _all_days(engine)
     for day in sorted(days):
         _refresh_day(engine, day, write_batch)
@@ -626,6 +633,8 @@ def _refresh_all(engine: Engine, write_batch: int, now_ms: int, started: float) 
         for chunk in _chunks(change_ids, 1000):
             connection.execute(delete(change).where(change.c.id.in_(list(chunk))))
         connection.execute(delete(refresh_gap))
+        if engine.dialect.name == "postgresql" and gaps:
+            connection.execute(insert(refresh_gap), [{"id": i, "noticed_ms": now_ms} for i in gaps])
         _set_state(connection, {"evaluation_id": high_water, "refreshed_at_ms": now_ms})
     return RefreshResult(
         full=True,
