@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from cds_service.app import create_app
 from cds_service.audit.models import evaluation, feedback
 from cds_service.audit.reports.figures import AlarmPage, Costs, Period, compute_report
-from cds_service.audit.reports.refresh import _ADVISORY_LOCK, RefreshRunning, refresh
+from cds_service.audit.reports.refresh import _LOCK_KEYS, RefreshRunning, refresh
 from cds_service.audit.reports.render import flatten
 from cds_service.audit.rollup_models import (
     clinician_day,
@@ -119,10 +119,10 @@ def test_refreshing_again_changes_nothing(store):
     if store.engine.dialect.name == "postgresql":
         # Two refreshes never interleave their rewrites of a day: the second does nothing.
         with store.engine.connect() as holder:
-            holder.execute(text(f"SELECT pg_advisory_lock({_ADVISORY_LOCK})"))
+            holder.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEYS})"))
             with pytest.raises(RefreshRunning):
                 refresh(store.engine)
-            holder.execute(text(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK})"))
+            holder.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEYS})"))
         assert rollup_contents(store.engine) == once
 
 
@@ -333,9 +333,10 @@ def test_refresh_does_not_hold_up_audit_writes(audit_url):
     assert job.returncode == 0, err
     assert "refreshed (full)" in out
     assert len(waits) >= 20
-    # Wall time on a shared 2-core machine includes waiting for the CPU; the lock bound is
-    # the timeouts above (no write failed).
-    assert max(waits) < 2.0, sorted(waits)[-5:]
+    # The bound is the timeouts above: a write waiting longer for a lock would have failed.
+    # Wall time on the shared 2-core machine also includes waiting for the CPU (seconds, with
+    # other test runs and benchmarks), hence only a loose bound on it.
+    assert max(waits) < 10.0, sorted(waits)[-5:]
     with AuditStore.from_url(audit_url).engine.connect() as connection:
         stored = connection.scalar(select(func.count()).select_from(evaluation))
     assert stored == 6000 + len(waits)

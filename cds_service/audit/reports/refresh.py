@@ -73,6 +73,9 @@ GAP_SETTLE_MS = 10 * 60_000
 RECENT_IDS = 10_000  # a full refresh checks this many ids below its mark for open transactions
 ALL = "all"  # the 28-day measure over every mode; the per-mode rows use the mode's name
 _ADVISORY_LOCK = 0x15_0007
+# Advisory locks are per database: the schema in the key keeps stores in other schemas of the
+# same database (sites, test runs) from holding up each other's refresh.
+_LOCK_KEYS = f"{_ADVISORY_LOCK}, hashtext(current_schema())"
 
 
 class RefreshRunning(RuntimeError):
@@ -130,14 +133,14 @@ def _exclusive(engine: Engine) -> Iterator[None]:
         yield
         return
     with engine.connect() as connection:
-        got = connection.execute(text(f"SELECT pg_try_advisory_lock({_ADVISORY_LOCK})")).scalar()
+        got = connection.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEYS})")).scalar()
         connection.commit()
         if not got:
             raise RefreshRunning("another report refresh is running")
         try:
             yield
         finally:
-            connection.execute(text(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK})"))
+            connection.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEYS})"))
             connection.commit()
 
 
@@ -459,7 +462,10 @@ def _collect(engine: Engine, state: dict[str, int], now_ms: int) -> _Changes:
             last = batch[-1].id
         high_water = max(seen, default=mark)
         if engine.dialect.name == "postgresql":
-            gaps = dict(connection.execute(select(refresh_gap.c.id, refresh_gap.c.noticed_ms)))
+            gaps = {
+                i: at
+                for i, at in connection.execute(select(refresh_gap.c.id, refresh_gap.c.noticed_ms))
+            }
             for chunk in _chunks(sorted(gaps), 1000):
                 for row in connection.execute(
                     select(e.id, e.patient, e.ts).where(e.id.in_(list(chunk)))
