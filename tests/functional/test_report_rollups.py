@@ -337,8 +337,12 @@ def test_refresh_does_not_hold_up_audit_writes(audit_url):
     # Wall time on the shared 2-core machine also includes waiting for the CPU (seconds, with
     # other test runs and benchmarks), hence only a loose bound on it.
     assert max(waits) < 10.0, sorted(waits)[-5:]
-    with AuditStore.from_url(audit_url).engine.connect() as connection:
-        stored = connection.scalar(select(func.count()).select_from(evaluation))
+    reader = AuditStore.from_url(audit_url)
+    try:
+        with reader.engine.connect() as connection:
+            stored = connection.scalar(select(func.count()).select_from(evaluation))
+    finally:
+        reader.engine.dispose()
     assert stored == 6000 + len(waits)
 
 
