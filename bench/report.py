@@ -145,10 +145,10 @@ def fill_postgres(base_url: str, count: int) -> tuple[str, str]:
     return scoped, schema
 
 
-def scoped_url(base_url: str, schema: str) -> str:
+def scoped_url(base_url: str, schema: str, options: str = "") -> str:
     """The URL of `schema` on the server of `base_url` (as its search_path)."""
     url = make_url(base_url).set(drivername="postgresql+psycopg")
-    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    scoped = url.update_query_dict({"options": f"-csearch_path={schema} {options}".strip()})
     return scoped.render_as_string(hide_password=False)
 
 
@@ -247,6 +247,65 @@ def time_watch(url: str, repeats: int, checks: int = 1000) -> dict:
     }
 
 
+def time_rollups(url: str, rows: int, *, raw: bool, generated_s: float) -> dict:
+    """The national-scale figures: full refresh, report from rollups (cold and warm), one more
+    day of traffic and its incremental refresh, and (with `raw`) the raw-row report once."""
+    from report_fill import add_day
+
+    from cds_service.audit.reports.refresh import refresh
+
+    store = AuditStore.from_url(url)
+    settings = Settings(env="test")
+    out: dict = {"rows": rows, "generate_seconds": round(generated_s, 1)}
+    try:
+        full = refresh(store.engine, full=True)
+        out["refresh_full_seconds"] = full.seconds
+        out["refresh_full_days"] = full.days
+        out["refresh_full_patients"] = full.patients
+        print(json.dumps(out), flush=True)  # so far, in case a later step is cut short
+
+        def report(source: str) -> tuple[float, dict]:
+            started = time.perf_counter()
+            figures, _ = build_report(
+                store.engine, settings, PERIOD, by="clinician", fmt="json", source=source
+            )
+            return time.perf_counter() - started, figures
+
+        store.engine.dispose()  # cold: a new connection, nothing cached by this process
+        cold, rolled = report("rollups")
+        warm = min(report("rollups")[0] for _ in range(3))
+        out["report_rollups_cold_seconds"] = round(cold, 3)
+        out["report_rollups_warm_seconds"] = round(warm, 3)
+        out["evaluations"] = rolled["evaluations"]["total"]
+        out["missed_alarms"] = rolled["missedAlarms"]["total"]
+        out["missed_alarms_listed"] = len(rolled["missedAlarms"]["items"])
+        out["clinicians"] = len(rolled["clinicians"])
+        print(json.dumps(out), flush=True)  # so far, in case a later step is cut short
+        day = rows // 365
+        started = time.perf_counter()
+        add_day(store.engine, rows, day, int(datetime(2025, 12, 31, tzinfo=UTC).timestamp() * 1000))
+        out["add_day_rows"] = day
+        out["add_day_seconds"] = round(time.perf_counter() - started, 1)
+        incremental = refresh(store.engine)
+        out["refresh_incremental_seconds"] = incremental.seconds
+        out["refresh_incremental_days"] = incremental.days
+        out["refresh_incremental_patients"] = incremental.patients
+        after = report("rollups")[0]
+        out["report_rollups_after_day_seconds"] = round(after, 3)
+        print(json.dumps(out), flush=True)  # so far, in case a later step is cut short
+        if raw:
+            seconds, raw_figures = report("raw")
+            rolled = report("rollups")[1]
+            out["report_raw_seconds"] = round(seconds, 1)
+            strip = {"source"}
+            out["rollups_equal_raw"] = {k: v for k, v in rolled.items() if k not in strip} == {
+                k: v for k, v in raw_figures.items() if k not in strip
+            }
+    finally:
+        store.engine.dispose()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -257,7 +316,16 @@ def main() -> int:
     parser.add_argument(
         "--postgres-schema", help="time a schema kept by --keep-postgres instead of filling one"
     )
+    parser.add_argument(
+        "--rollups",
+        choices=("sqlite", "postgresql"),
+        help="national-scale mode: rows generated in the database (bench/report_fill.py), "
+        "then refresh and report timings from the rollups (bench/results/report_rollups_*.json)",
+    )
+    parser.add_argument("--no-raw", action="store_true", help="rollups mode: skip the raw report")
     args = parser.parse_args()
+    if args.rollups:
+        return rollups_main(args)
 
     results: dict = {
         "rows": args.rows,
@@ -295,6 +363,55 @@ def main() -> int:
     out = ROOT / "bench" / "results" / "report.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+# The fill's statements and a refresh's queries at this scale outlast the hook path's 1 s
+# statement timeout (`cds-service report refresh` sets 120 s for its own).
+NO_STATEMENT_TIMEOUT = "-cstatement_timeout=0"
+
+
+def rollups_main(args: argparse.Namespace) -> int:
+    """--rollups: fill (or reuse) one store in the database itself and time the rollups."""
+    from report_fill import fill
+
+    started = time.perf_counter()
+    schema = None
+    if args.rollups == "sqlite":
+        path = Path(args.sqlite_file or "/tmp/cds_bench_rollups.db")  # noqa: S108 - a bench file
+        url = f"sqlite:///{path}"
+        fresh = not path.exists()
+    elif args.postgres_schema:
+        schema, fresh = args.postgres_schema, False
+        url = scoped_url(args.postgres, schema, NO_STATEMENT_TIMEOUT)
+    else:
+        import psycopg
+
+        schema, fresh = f"cds_bench_{uuid.uuid4().hex[:8]}", True
+        plain = make_url(args.postgres).set(drivername="postgresql")
+        with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute(f'CREATE SCHEMA "{schema}"')
+        url = scoped_url(args.postgres, schema, NO_STATEMENT_TIMEOUT)
+    store = AuditStore.from_url(url)
+    store.upgrade()
+    if fresh:
+        fill(store.engine, args.rows)
+        with store.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM ANALYZE audit_evaluation" if schema else "ANALYZE")
+            )
+    store.engine.dispose()
+    generated = time.perf_counter() - started
+    print(f"{args.rollups}: {args.rows:,} rows ready in {generated:.1f} s", flush=True)
+    results = time_rollups(url, args.rows, raw=not args.no_raw, generated_s=generated)
+    results["database"] = args.rollups
+    results["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(json.dumps(results, indent=2), flush=True)
+    out = ROOT / "bench" / "results" / f"report_rollups_{args.rollups}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if schema and not args.keep_postgres:
+        drop_schema(args.postgres, schema)
     return 0
 
 

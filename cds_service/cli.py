@@ -181,20 +181,25 @@ def _audit_replay(_: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from cds_service.audit.reports.figures import Period
+    from cds_service.audit.reports.figures import AlarmPage, Period
     from cds_service.audit.reports.run import build_mirror, build_report, clinician_pseudonym
     from cds_service.audit.store import AuditStore
     from cds_service.config import load_settings
     from cds_service.errors import ConfigError
 
+    if args.action == "refresh":
+        return _report_refresh(args)
     try:
         settings = load_settings()
+        if not (args.date_from and args.date_to):
+            raise ValueError("report: --from and --to are required (YYYY-MM-DD)")
         period = Period(date.fromisoformat(args.date_from), date.fromisoformat(args.date_to))
         clinician = None
         if args.clinician_id is not None:
             if args.by is not None:
                 raise ValueError("--by and --clinician-id do not go together")
             clinician = clinician_pseudonym(settings, args.clinician_id)
+        alarms = AlarmPage(args.alarms_offset, args.alarms_limit)
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -214,6 +219,8 @@ def _report(args: argparse.Namespace) -> int:
                 fmt=args.format,
                 language=language,
                 progress=sys.stderr.isatty(),
+                source=args.source,
+                alarms=alarms,
             )
     finally:
         store.engine.dispose()
@@ -244,6 +251,43 @@ def _label(args: argparse.Namespace) -> int:
     print(f"full form: {label_of('clinician', pseudonym, FULL_LENGTH)}", file=sys.stderr)
     if token is not None:
         print(f"mirror-report token: {token}")
+    return 0
+
+
+def _report_refresh(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_service.audit.reports.refresh import RefreshRunning, refresh
+    from cds_service.audit.store import AuditStore, DatabaseTimeouts
+    from cds_service.config import load_settings
+
+    settings = load_settings()
+    # A day's or a patient batch's query may take longer than a hook call's statement; the
+    # lock wait stays the hook path's, and SQLite waits for a hook call's write rather than fail.
+    timeouts = DatabaseTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_ms=120_000,
+        lock_ms=settings.database_lock_timeout_ms,
+        sqlite_busy_ms=5_000,
+    )
+    store = AuditStore.from_url(args.database_url or settings.database_url, timeouts)
+    try:
+        store.upgrade()
+        result = refresh(store.engine, full=args.full)
+    except RefreshRunning as exc:
+        print(f"refresh skipped: {exc}", file=sys.stderr)
+        return 0
+    except SQLAlchemyError as exc:  # nothing half-done counts: the next run redoes it
+        print(f"refresh failed ({type(exc).__name__}); run it again", file=sys.stderr)
+        return 1
+    finally:
+        store.engine.dispose()
+    kind = "full" if result.full else "incremental"
+    print(
+        f"report rollups refreshed ({kind}) up to evaluation {result.evaluation_id}: "
+        f"{result.new_rows} new and {result.changed_rows} changed rows, {result.days} days, "
+        f"{result.months} months, {result.patients} patients in {result.seconds:.1f} s"
+    )
     return 0
 
 
@@ -434,9 +478,28 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="move audit rows spooled while the database was down into the database"
     )
     replay.set_defaults(func=_audit_replay)
-    report = commands.add_parser("report", help="the avoided-scans report from the audit store")
-    report.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
-    report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
+    report = commands.add_parser(
+        "report",
+        help="the avoided-scans report from the audit store; `report refresh` updates the "
+        "rollups it reads (run it from cron)",
+    )
+    report.add_argument(
+        "action", nargs="?", choices=("refresh",), help="refresh: bring the rollups up to date"
+    )
+    report.add_argument("--full", action="store_true", help="refresh: rebuild every rollup")
+    report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    report.add_argument(
+        "--source",
+        choices=("auto", "rollups", "raw"),
+        default="auto",
+        help="rollups (as of the last refresh), raw (every row: the check), auto (rollups "
+        "once refreshed)",
+    )
+    report.add_argument("--alarms-offset", type=int, default=0, help="missed-alarm list: from")
+    report.add_argument(
+        "--alarms-limit", type=int, default=100, help="missed-alarm list: how many (default 100)"
+    )
     report.add_argument("--by", choices=("month", "clinician", "organisation"))
     report.add_argument("--format", choices=("html", "csv", "json"), default="html")
     report.add_argument("--out", help="write to this file (default: standard output)")

@@ -132,3 +132,6 @@ feedback = Table(
     # SHA-256 of the normalised feedback item: a repeated message is recognised and ignored.
     Column("digest", String(64), nullable=False, unique=True),
 )
+
+# The report's rollup tables (migration 0007) share this metadata, so Alembic compares them too.
+from cds_service.audit import rollup_models as _rollup_models  # noqa: E402, F401

@@ -142,3 +142,14 @@ def test_migrations_run_as_a_job_before_the_rollout():
     assert job["command"][-2:] == ["db", "upgrade"]
     assert DOCS["Job"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert "CDS_DATABASE_AUTO_UPGRADE" not in DOCS["ConfigMap"]["data"]
+
+
+def test_report_rollups_are_refreshed_by_a_cron_job_one_run_at_a_time():
+    cron = DOCS["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][-2:] == ["report", "refresh"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["image"] == _container("Job")["image"]

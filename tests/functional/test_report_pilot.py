@@ -141,6 +141,8 @@ WATCH_FIGURES = {
     "byDecision": {"not-indicated": 5, "insufficient-data": 1},
     "byMode": {"live": 5, "shadow": 1},
     "items": WATCH_ITEMS,
+    "offset": 0,
+    "limit": 100,
 }
 # The CLI and the endpoint add each patient's readable label (fixed: labels are stable).
 PATIENT_LABELS = {"pM0": "P-BK7X", "pM1": "P-XX56", "pM3": "P-V4XC", "pM6": "P-GWB8"}

@@ -354,6 +354,17 @@ def _watch_side(row: Mapping[Any, Any], side: str) -> dict[str, Any]:
     }
 
 
+def watch_item(values: Mapping[Any, Any]) -> dict[str, Any]:
+    """One listed pair of the watch, from the e_* (reassuring) and u_* (urgent) columns."""
+    return {
+        "key": values["e_consult_id"],
+        "patient": values["e_patient"],
+        "daysLater": round((values["u_ts"] - values["e_ts"]) / DAY_MS, 1),
+        "earlier": _watch_side(values, "e"),
+        "urgent": _watch_side(values, "u"),
+    }
+
+
 def missed_alarms(connection: Connection, period: Period) -> dict[str, Any]:
     """The missed-alarm watch of a period: counts and the pseudonymous list for review
     (`connection` from report_connection, for the report's statement timeout)."""
@@ -364,15 +375,7 @@ def missed_alarms(connection: Connection, period: Period) -> dict[str, Any]:
         if values["e_id"] in seen:
             continue  # a later urgent evaluation of the same patient: the first one is listed
         seen.add(values["e_id"])
-        items.append(
-            {
-                "key": values["e_consult_id"],
-                "patient": values["e_patient"],
-                "daysLater": round((values["u_ts"] - values["e_ts"]) / DAY_MS, 1),
-                "earlier": _watch_side(values, "e"),
-                "urgent": _watch_side(values, "u"),
-            }
-        )
+        items.append(watch_item(values))
     by_decision = dict.fromkeys(REASSURING, 0)
     by_mode = dict.fromkeys(MODES, 0)
     for item in items:
@@ -480,6 +483,40 @@ def report_connection(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+SOURCES = ("rollups", "raw")
+ALARMS_SHOWN = 100  # missed-alarm pairs listed per page of the report
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmPage:
+    """Which missed-alarm pairs the report lists: `limit` of them from `offset` (in ts order)."""
+
+    offset: int = 0
+    limit: int = ALARMS_SHOWN
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.limit < 0:
+            raise ValueError("the missed-alarm offset and limit must not be negative")
+
+
+FIRST_PAGE = AlarmPage()
+
+
+@dataclass(slots=True)
+class Gathered:
+    """What the report reads from the database, from the raw rows or from the rollups."""
+
+    breakdown: list[dict[str, Any]]
+    reordered: dict[tuple[str, str], int]
+    followed: int
+    hedis: dict[str, Any]
+    comparison: dict[str, Any]
+    watch: dict[str, Any]
+    clinicians: list[dict[str, Any]]
+    groups: list[dict[str, Any]] | None
+    source: dict[str, Any]
+
+
 def compute_report(
     engine: Engine,
     period: Period,
@@ -487,60 +524,110 @@ def compute_report(
     *,
     by: str | None = None,
     step: Callable[[str], None] = lambda _: None,
+    source: str = "raw",
+    alarms: AlarmPage = FIRST_PAGE,
 ) -> dict[str, Any]:
     """All figures of the avoided-scans report for a period, as a JSON-ready dict.
 
-    `step` is called before each query (the CLI draws a progress bar with it).
+    `source` "raw" reads the evaluations, "rollups" the tables `cds-service report refresh`
+    keeps (the same figures, as of the refresh). `step` is called before each query (the CLI
+    draws a progress bar with it).
     """
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
-    scan = engine.dialect.name == "sqlite"
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}")
+    if source == "rollups":
+        from cds_service.audit.reports.rollups import gather_rollups as gather
+    else:
+        gather = gather_raw
     with report_connection(engine) as connection:
-        step("orders by month, modality, decision and response")
-        query = _breakdown_query(period, scan)
-        breakdown = [dict(r._mapping) for r in connection.execute(query)]
-        step("re-orders and urgent follow-through")
-        reordered_rows = list(connection.execute(_reordered_query(period, scan)))
-        reordered: dict[tuple[str, str], int] = defaultdict(int)
-        reordered_by: dict[str, dict[str, int]] = {g: defaultdict(int) for g in GROUPINGS}
-        for row in reordered_rows:
-            reordered[(row.month, row.modality)] += row.n
-            reordered_by["month"][row.month] += row.n
-            reordered_by["clinician"][row.clinician] += row.n
-            reordered_by["organisation"][row.tenant] += row.n
-        followed = int(connection.execute(_followed_query(period, scan)).scalar_one())
-        step("28-day measure")
-        episodes, imaged = _hedis_queries(period, scan)
-        hedis = {
-            "episodes": connection.execute(episodes).scalar_one(),
-            "imaged": connection.execute(imaged).scalar_one(),
-        }
-        step("silent pilot and live compared")
-        by_mode = [dict(r._mapping) for r in connection.execute(_mode_query(period, scan))]
-        mode_episodes, mode_imaged = _hedis_by_mode_queries(period, scan)
-        comparison = _comparison(
-            by_mode,
-            dict(connection.execute(mode_episodes).one()._mapping),
-            dict(connection.execute(mode_imaged).one()._mapping),
-        )
-        step("missed-alarm watch")
-        watch = missed_alarms(connection, period)
-        step("per clinician")
-        clinicians = _groups(connection, period, scan, "clinician", reordered_by["clinician"])
-        groups = None
-        if by == "clinician":
-            groups = clinicians
-        elif by is not None:
-            step(f"per {by}")
-            groups = _groups(connection, period, scan, by, reordered_by[by])
+        gathered = gather(connection, period, by, step, alarms)
     step("figures")
-    report = _assemble(breakdown, reordered, followed, hedis, clinicians, costs, period)
-    report["comparison"] = comparison
-    report["missedAlarms"] = watch
+    report = _assemble(
+        gathered.breakdown,
+        gathered.reordered,
+        gathered.followed,
+        gathered.hedis,
+        gathered.clinicians,
+        costs,
+        period,
+    )
+    report["comparison"] = gathered.comparison
+    report["missedAlarms"] = gathered.watch
     report["by"] = by
-    if groups is not None:
-        report["groups"] = groups
+    if gathered.groups is not None:
+        report["groups"] = gathered.groups
+    report["source"] = gathered.source
     return report
+
+
+def page_of(watch: dict[str, Any], alarms: AlarmPage) -> dict[str, Any]:
+    """The watch with only the listed page of its items, and the page's offset and limit."""
+    items = watch["items"][alarms.offset : alarms.offset + alarms.limit]
+    return {**watch, "offset": alarms.offset, "limit": alarms.limit, "items": items}
+
+
+def gather_raw(
+    connection: Connection,
+    period: Period,
+    by: str | None,
+    step: Callable[[str], None],
+    alarms: AlarmPage,
+) -> Gathered:
+    """The report's inputs from the evaluation rows (the check on the rollups)."""
+    scan = connection.dialect.name == "sqlite"
+    step("orders by month, modality, decision and response")
+    query = _breakdown_query(period, scan)
+    breakdown = [dict(r._mapping) for r in connection.execute(query)]
+    step("re-orders and urgent follow-through")
+    reordered_rows = list(connection.execute(_reordered_query(period, scan)))
+    reordered: dict[tuple[str, str], int] = defaultdict(int)
+    reordered_by: dict[str, dict[str, int]] = {g: defaultdict(int) for g in GROUPINGS}
+    for row in reordered_rows:
+        reordered[(row.month, row.modality)] += row.n
+        reordered_by["month"][row.month] += row.n
+        reordered_by["clinician"][row.clinician] += row.n
+        reordered_by["organisation"][row.tenant] += row.n
+    followed = int(connection.execute(_followed_query(period, scan)).scalar_one())
+    step("28-day measure")
+    episodes, imaged = _hedis_queries(period, scan)
+    hedis = {
+        "episodes": connection.execute(episodes).scalar_one(),
+        "imaged": connection.execute(imaged).scalar_one(),
+    }
+    step("silent pilot and live compared")
+    by_mode = [dict(r._mapping) for r in connection.execute(_mode_query(period, scan))]
+    mode_episodes, mode_imaged = _hedis_by_mode_queries(period, scan)
+    comparison = _comparison(
+        by_mode,
+        dict(connection.execute(mode_episodes).one()._mapping),
+        dict(connection.execute(mode_imaged).one()._mapping),
+    )
+    step("missed-alarm watch")
+    watch = page_of(missed_alarms(connection, period), alarms)
+    step("per clinician")
+    clinicians = _groups(connection, period, scan, "clinician", reordered_by["clinician"])
+    groups = None
+    if by == "clinician":
+        groups = clinicians
+    elif by is not None:
+        step(f"per {by}")
+        groups = _groups(connection, period, scan, by, reordered_by[by])
+    return Gathered(
+        breakdown,
+        reordered,
+        followed,
+        hedis,
+        comparison,
+        watch,
+        clinicians,
+        groups,
+        dict(RAW_SOURCE),
+    )
+
+
+RAW_SOURCE = {"kind": "raw", "refreshedAt": None, "evaluationsUpTo": None}
 
 
 def _groups(

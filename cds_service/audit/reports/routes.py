@@ -10,13 +10,15 @@ from datetime import date
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.audit.reports.figures import GROUPINGS, Period
+from cds_service.audit.reports.figures import ALARMS_SHOWN, GROUPINGS, AlarmPage, Period
 from cds_service.audit.reports.locale import LANGUAGES, pick_language
 from cds_service.audit.reports.run import build_mirror, build_report, clinician_pseudonym
 from cds_service.audit.reports.tokens import is_mirror_token
 from cds_service.audit.service import current_audit
 from cds_service.errors import CdsError, InvalidRequest, StoreUnavailable, TooManyAttempts
 from cds_service.security.throttle import FailureThrottle
+
+MOST_ALARMS = 10_000  # missed-alarm pairs one page may list
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 log = logging.getLogger(__name__)
@@ -107,16 +109,36 @@ def _answer(text: str, mimetype: str, language: str) -> Response:
     return response
 
 
+def _count(name: str, default: int, most: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) > most:
+        raise InvalidRequest(f"{name}: a whole number from 0 to {most}", expression=name)
+    return int(raw)
+
+
 def _report(fmt: str, mimetype: str) -> Response:
     _check_token()
     by = request.args.get("by") or None
     if by is not None and by not in GROUPINGS:
         raise InvalidRequest(f"by: must be one of {', '.join(GROUPINGS)}", expression="by")
     period, language = _period(), _language()
+    # The missed-alarm list is paged, so that a national store's list costs one page.
+    alarms = AlarmPage(
+        _count("alarms_offset", 0, 10**9), _count("alarms_limit", ALARMS_SHOWN, MOST_ALARMS)
+    )
     audit = current_audit()
     try:
+        # "auto": the rollups once `cds-service report refresh` has run; never refreshed here.
         _, text = build_report(
-            audit.ready_store().engine, audit.settings, period, by=by, fmt=fmt, language=language
+            audit.ready_store().engine,
+            audit.settings,
+            period,
+            by=by,
+            fmt=fmt,
+            language=language,
+            alarms=alarms,
         )
     except SQLAlchemyError as exc:
         log.error("report failed: audit store error", extra={"error": type(exc).__name__})

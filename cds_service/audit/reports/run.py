@@ -11,7 +11,14 @@ from sqlalchemy import Engine
 
 from cds_service.audit.pseudonyms import DEVELOPMENT_KEY, Pseudonymiser
 from cds_service.audit.reports.comparison import compare_periods
-from cds_service.audit.reports.figures import Costs, Period, compute_report, report_connection
+from cds_service.audit.reports.figures import (
+    FIRST_PAGE,
+    AlarmPage,
+    Costs,
+    Period,
+    compute_report,
+    report_connection,
+)
 from cds_service.audit.reports.labels import label_report
 from cds_service.audit.reports.mirror import compute_mirror
 from cds_service.audit.reports.render import render, render_mirror
@@ -62,10 +69,14 @@ def full_report(
     by: str | None,
     language: str,
     step: Callable[[str], None] = lambda _: None,
+    source: str = "raw",
+    alarms: AlarmPage = FIRST_PAGE,
 ) -> dict[str, Any]:
     """The figures of figures.compute_report, with readable labels, the comparison with the
     period before and the definitions in `language`."""
-    report = compute_report(engine, period, costs_of(settings), by=by, step=step)
+    report = compute_report(
+        engine, period, costs_of(settings), by=by, step=step, source=source, alarms=alarms
+    )
     step("compared with the period before")
     with report_connection(engine) as connection:
         report["versusPrevious"] = compare_periods(connection, period, report)
@@ -83,11 +94,24 @@ def build_report(
     fmt: str,
     language: str = "en",
     progress: bool = False,
+    source: str = "auto",
+    alarms: AlarmPage = FIRST_PAGE,
 ) -> tuple[dict[str, Any], str]:
-    """The figures and their rendering in `fmt`, its words in `language`."""
+    """The figures and their rendering in `fmt`, its words in `language`, from `source`:
+    "rollups", "raw", or "auto" (the rollups once a refresh has run, else the raw rows)."""
     total = 8 if by not in (None, "clinician") else 7
+    source = resolve_source(engine, source)
     with progress_steps(progress, total + 1) as step:
-        report = full_report(engine, settings, period, by=by, language=language, step=step)
+        report = full_report(
+            engine,
+            settings,
+            period,
+            by=by,
+            language=language,
+            step=step,
+            source=source,
+            alarms=alarms,
+        )
         step(f"rendering {fmt}")
         return report, render(report, fmt, language)
 
@@ -113,3 +137,14 @@ def build_mirror(
     """The mirror report of one clinician (by pseudonym) and its rendering in `fmt`."""
     report = compute_mirror(engine, period, clinician, language=language)
     return report, render_mirror(report, fmt, language)
+
+
+def resolve_source(engine: Engine, source: str) -> str:
+    """ "auto" made concrete: the rollups once `cds-service report refresh` has run."""
+    if source != "auto":
+        return source
+    from cds_service.audit.reports.figures import report_connection
+    from cds_service.audit.reports.rollups import is_refreshed
+
+    with report_connection(engine) as connection:
+        return "rollups" if is_refreshed(connection) else "raw"

@@ -174,6 +174,22 @@ TEXT: dict[str, dict[str, str]] = {
         "{days} days by an urgent evaluation of the same patient",
     },
     "watch.patients": {"nl": "patiënten", "en": "patients"},
+    "source.rollups": {
+        "nl": "Uit de rollups van {at} (beoordelingen tot en met id {upto}); wat daarna is "
+        "opgeslagen telt mee na de volgende",
+        "en": "From the rollups as of {at} (evaluations up to id {upto}); rows stored since then "
+        "count after the next",
+    },
+    "source.raw": {
+        "nl": "Uit alle beoordelingen zelf (nog geen rollup-verversing gedraaid, of zo gevraagd).",
+        "en": "From every evaluation row (no rollup refresh has run, or the raw rows were asked "
+        "for).",
+    },
+    "watch.page": {
+        "nl": "Getoond: {first} tot en met {last} van {total}",
+        "en": "Listed: {first} to {last} of {total}",
+    },
+    "watch.page_next": {"nl": "de volgende met", "en": "the next ones with"},
     "decision.urgent": {"nl": "spoed", "en": "urgent"},
     "decision.indicated": {"nl": "geïndiceerd", "en": "indicated"},
     "decision.not-indicated": {"nl": "niet geïndiceerd", "en": "not indicated"},
