@@ -381,7 +381,9 @@ def test_http_report_reads_the_rollups_and_pages_the_watch(store, audit_settings
         with store.engine.begin() as connection:
             connection.execute(insert(evaluation), known_rows()[:1])
         later = client.get(first_quarter, headers=auth).get_json()
-        html = client.get(f"{query.replace('scans?', 'scans.html?')}&alarms_limit=2", headers=auth)
+        page_url = f"{query.replace('scans?', 'scans.html?')}&alarms_limit=2"
+        html = client.get(f"{page_url}&lang=en", headers=auth)
+        html_nl = client.get(f"{page_url}&lang=nl", headers=auth)
         bad = client.get(f"{query}&alarms_limit=lots", headers=auth)
         too_many = client.get(f"{query}&alarms_limit=10001", headers=auth)
     finally:
@@ -397,6 +399,8 @@ def test_http_report_reads_the_rollups_and_pages_the_watch(store, audit_settings
     assert raw_now["evaluations"]["total"] == before["evaluations"]["total"] + 1
     assert "Listed: 1 to 2 of 6" in html.get_data(as_text=True)
     assert "From the rollups as of" in html.get_data(as_text=True)
+    assert "Getoond: 1 tot en met 2 van 6" in html_nl.get_data(as_text=True)
+    assert "Uit de rollups van" in html_nl.get_data(as_text=True)
     for response in (bad, too_many):
         assert response.status_code == 400
         assert response.get_json()["resourceType"] == "OperationOutcome"
