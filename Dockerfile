@@ -25,7 +25,6 @@ FROM ${BASE_IMAGE}
 # CDS_ENV=production: without trusted issuers, a pseudonym key and an https CDS_PUBLIC_BASE_URL
 # the service refuses to start, in one line (cds_service/preflight.py). Migrations are a step of
 # their own (`docker run … IMAGE db upgrade`), so replicas never race to migrate.
-# matplotlib (the report's charts) writes its cache under MPLCONFIGDIR: the home is not writable.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -36,8 +35,7 @@ ENV PYTHONUNBUFFERED=1 \
     CDS_HOST=0.0.0.0 \
     CDS_PORT=8080 \
     CDS_DATABASE_URL=sqlite:////app/var/cds.db \
-    CDS_DATABASE_AUTO_UPGRADE=false \
-    MPLCONFIGDIR=/tmp/matplotlib
+    CDS_DATABASE_AUTO_UPGRADE=false
 
 RUN groupadd --system --gid 10001 cds \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home cds \
@@ -57,9 +55,7 @@ RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
 # Never run as root: the service needs no privileges. Numeric, so runAsNonRoot can check it.
 USER 10001:10001
-# Start-up on a loaded machine is mostly imports: matplotlib's font cache is made once here
-# rather than by every new container.
-RUN python -c "import matplotlib.pyplot"
+# The report's charts are the project's own small SVGs (issue 17): nothing needs a writable home.
 # The SQLite audit database and its spool (CDS_DATABASE_URL): the evidence of every decision.
 VOLUME ["/app/var"]
 EXPOSE 8080

@@ -50,7 +50,7 @@ def _run(command: list[str | Path], *, cwd: Path, env: dict[str, str]) -> str:
 
 def _clean_env(home: Path) -> dict[str, str]:
     """The environment of someone who just installed the package: no CDS_* settings, no
-    PYTHONPATH, no virtualenv on PATH, a home of their own (matplotlib writes its cache there)."""
+    PYTHONPATH, no virtualenv on PATH, a home of their own (nothing of the user's home leaks in)."""
     env = {
         key: value
         for key, value in os.environ.items()
